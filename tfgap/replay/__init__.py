@@ -1,0 +1,1 @@
+"""tfgap.replay."""
