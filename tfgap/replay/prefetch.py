@@ -1,0 +1,125 @@
+"""A background thread that samples replay batches ahead of the learner."""
+
+import queue
+import threading
+
+
+class Prefetcher:
+  """Iterator over replay batches sampled ahead by a daemon thread into a bounded queue.
+
+  The thread samples while the learner trains on the previous batch; numpy releases the GIL in
+  most of its copies, so on two cores this overlaps with TensorFlow's update. Priority updates for
+  batches already waiting in the queue are not seen by those batches: at most ``depth`` batches
+  are drawn from slightly stale priorities, which is the accepted cost of running ahead (priority
+  updates of items overwritten meanwhile are ignored by the buffer).
+
+  Use as ``for batch in buffer.prefetch(32): ...`` or ``with buffer.prefetch(32) as batches:``;
+  ``close()`` stops the thread. The thread is a daemon, so a forgotten prefetcher never blocks
+  interpreter exit.
+  """
+
+  def __init__(self, buffer, batch_size, depth=4, min_sampleable=None):
+    """Starts the sampling thread.
+
+    Args:
+      buffer: a ``ReplayBuffer``.
+      batch_size: positive int.
+      depth: maximum number of batches waiting in the queue, >= 1.
+      min_sampleable: wait until ``buffer.num_sampleable`` reaches this before sampling (default
+        ``batch_size``).
+
+    Raises:
+      ValueError: for a non-positive ``batch_size`` or ``depth``, or ``min_sampleable`` below
+        ``batch_size``.
+    """
+    for name, value in (("batch_size", batch_size), ("depth", depth)):
+      if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+    min_sampleable = batch_size if min_sampleable is None else min_sampleable
+    if min_sampleable < batch_size:
+      raise ValueError(
+          f"min_sampleable {min_sampleable} must be >= batch_size {batch_size}.")
+    self._buffer = buffer
+    self._batch_size = int(batch_size)
+    self._min_sampleable = int(min_sampleable)
+    self._queue = queue.Queue(maxsize=int(depth))
+    self._stop = threading.Event()
+    self._closed = False
+    self._thread = threading.Thread(target=self._run, name="tfgap-replay-prefetch", daemon=True)
+    self._thread.start()
+
+  @property
+  def thread(self):
+    return self._thread
+
+  def _put(self, item):
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def _run(self):
+    buffer = self._buffer
+    try:
+      while not self._stop.is_set():
+        with buffer._added:  # pylint: disable=protected-access
+          while buffer.num_sampleable < self._min_sampleable and not self._stop.is_set():
+            buffer._added.wait(0.05)  # pylint: disable=protected-access
+        if self._stop.is_set():
+          break
+        if not self._put(buffer.sample(self._batch_size)):
+          break
+    except BaseException as e:  # pylint: disable=broad-except
+      # Hand the failure to the consumer instead of dying silently.
+      self._put(_Failure(e))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    while True:
+      if self._closed:
+        raise StopIteration
+      try:
+        item = self._queue.get(timeout=0.1)
+      except queue.Empty:
+        if not self._thread.is_alive() and self._queue.empty():
+          raise StopIteration  # pylint: disable=raise-missing-from
+        continue
+      if isinstance(item, _Failure):
+        self.close()
+        raise item.error
+      return item
+
+  def close(self, timeout=5.0):
+    """Stops the thread and drops queued batches; safe to call more than once."""
+    self._closed = True
+    self._stop.set()
+    while True:  # Free a put() blocked on a full queue.
+      try:
+        self._queue.get_nowait()
+      except queue.Empty:
+        break
+    if self._thread is not threading.current_thread():
+      self._thread.join(timeout)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+  def __del__(self):
+    try:
+      self._stop.set()
+    except Exception:  # pylint: disable=broad-except
+      pass
+
+
+class _Failure:
+
+  def __init__(self, error):
+    self.error = error
