@@ -39,7 +39,7 @@ def action_values(output, network=None, support=None):
   """Per-action scalar values `[B, A]` from a network output (see module docstring)."""
   if isinstance(output, (tuple, list)):  # tf_agents Network.call style (output, state).
     output = output[0]
-  if hasattr(output, "mean") and not tf.is_tensor(output):  # A tfp distribution.
+  if hasattr(output, "sample") and hasattr(output, "mean"):  # A tfp distribution.
     output = output.mean()
   output = tf.convert_to_tensor(output)
   if output.shape.rank == 2:
