@@ -1,0 +1,431 @@
+"""Bottlenecks: the connection between the encoder's feature map (phi) and the dense head (psi).
+
+Each bottleneck is a Keras layer `[B, H, W, C]` -> `[B, D]`:
+
+- `flatten`: D = H*W*C, the baseline whose psi weights grow with every widening of phi.
+- `gap`: global average pooling over H x W, D = C.
+- `softmoe`: Soft Mixture of Experts (Puigcerver et al. 2023, as in Dopamine's MoE labs) on tokens of
+  the feature map; the mixed tokens are flattened, D = m*d.
+- `tokenize`: the same tokens through one shared per-token MLP (no experts, no routing), flattened.
+- `pruned`: flatten; psi's first dense layer(s) (and optionally phi's convs) are pruned by gradual
+  magnitude pruning (tfmot), configured here and applied by the network builders.
+"""
+
+import difflib
+import math
+import numbers
+
+import tensorflow as tf
+
+from tfgap.compat import keras
+from tfgap.networks import common
+
+BOTTLENECKS = ("flatten", "gap", "softmoe", "tokenize", "pruned")
+TOKENIZATIONS = ("per_conv", "per_patch", "per_featuremap")
+PATCH_EMBEDDINGS = ("conv", "avg_pool")
+
+# Gradual magnitude pruning defaults (Zhu & Gupta 2017 cubic schedule as in deep-RL pruning work:
+# target 95%, begin at 20% and end at 80% of a 2.5M-update run (40M Atari frames, update period 4),
+# masks updated every 1,000 updates). See `pruning.schedule_steps` for other run lengths.
+PRUNING_DEFAULTS = {
+    "target_sparsity": 0.95,
+    "initial_sparsity": 0.0,
+    "begin_step": 500_000,
+    "end_step": 2_000_000,
+    "frequency": 1000,
+    "power": 3,
+    "prune_phi": False,
+    "psi_layers": 1,
+    "wrap": True,
+}
+
+
+def _flat_size(shape):
+  return int(math.prod(shape))
+
+
+class Flatten(common.Layer):
+  """`[B, H, W, C]` -> `[B, H*W*C]` (static sizes, so psi's first layer can be built)."""
+
+  def call(self, inputs, training=False):
+    return tf.reshape(inputs, [-1, _flat_size(inputs.shape[1:])])
+
+  def call_with_activations(self, inputs, training=False):
+    return self.call(inputs), []
+
+  def layer_costs(self, input_shape):
+    return [(self, 0)], (_flat_size(input_shape),)
+
+
+class GlobalAveragePooling(common.Layer):
+  """`[B, H, W, C]` -> `[B, C]`: g_c = mean over (i, j) of F[i, j, c]."""
+
+  def call(self, inputs, training=False):
+    return tf.reduce_mean(inputs, axis=[1, 2])
+
+  def call_with_activations(self, inputs, training=False):
+    return self.call(inputs), []
+
+  def layer_costs(self, input_shape):
+    return [(self, 0)], (int(input_shape[-1]),)
+
+
+class PrunedFlatten(Flatten):
+  """Flatten whose network prunes psi's first dense layer(s) with gradual magnitude pruning.
+
+  The layer itself only flattens; `prune_config` tells the network builders which layers to wrap
+  in tfmot's `PruneLowMagnitude` and with which PolynomialDecay schedule.
+  """
+
+  def __init__(self, prune_config=None, **kwargs):
+    super().__init__(**kwargs)
+    self.prune_config = check_pruning_config(**(prune_config or {}))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(prune_config=dict(self.prune_config))
+    return config
+
+
+def check_pruning_config(**kwargs):
+  """Completes and validates a pruning config dict (see `PRUNING_DEFAULTS`).
+
+  Raises:
+    ValueError: on unknown keys, sparsity outside [0, 1), begin_step >= end_step, etc.
+  """
+  unknown = sorted(set(kwargs) - set(PRUNING_DEFAULTS))
+  if unknown:
+    common.check_name("pruned bottleneck option", unknown[0], PRUNING_DEFAULTS)
+  config = dict(PRUNING_DEFAULTS, **kwargs)
+  s = config["target_sparsity"]
+  if not isinstance(s, numbers.Real) or isinstance(s, bool) or not 0.0 <= s < 1.0:
+    raise ValueError(f"target_sparsity must be in [0, 1); got {s!r}.")
+  s0 = config["initial_sparsity"]
+  if not isinstance(s0, numbers.Real) or isinstance(s0, bool) or not 0.0 <= s0 <= s:
+    raise ValueError(f"initial_sparsity must be in [0, target_sparsity={s!r}]; got {s0!r}.")
+  begin, end = config["begin_step"], config["end_step"]
+  for key in ("begin_step", "end_step"):
+    v = config[key]
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+      raise ValueError(f"{key} must be an integer >= 0; got {v!r}.")
+  if begin >= end:
+    raise ValueError(
+        f"begin_step ({begin!r}) must be smaller than end_step ({end!r}); accepted: "
+        "0 <= begin_step < end_step.")
+  common.check_positive("frequency", config["frequency"], integer=True)
+  common.check_positive("power", config["power"])
+  psi_layers = config["psi_layers"]
+  if psi_layers != "all":
+    common.check_positive("psi_layers (or 'all')", psi_layers, integer=True)
+  if not isinstance(config["prune_phi"], bool) or not isinstance(config["wrap"], bool):
+    raise ValueError(
+        f"prune_phi and wrap must be True or False; got {config['prune_phi']!r}, "
+        f"{config['wrap']!r}.")
+  config.update(target_sparsity=float(s), initial_sparsity=float(s0), begin_step=int(begin),
+                end_step=int(end), frequency=int(config["frequency"]))
+  return config
+
+
+class _Tokenizer(keras.layers.Layer):
+  """Turns a feature map `[B, H, W, C]` into tokens `[B, m, d]`.
+
+  per_conv: a token per spatial position (m = H*W, d = C). per_featuremap: a token per channel
+  (m = C, d = H*W). per_patch: non-overlapping patch x patch windows (VALID) embedded by a strided
+  conv of `embedding_size` filters (or averaged, `patch_embedding="avg_pool"`), m = patches.
+  """
+
+  def __init__(self, tokenization="per_conv", patch_size=3, patch_embedding="conv",
+               embedding_size=None, name="tokenizer", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.tokenization = common.check_name("tokenization", tokenization, TOKENIZATIONS)
+    self.patch_size = common.check_positive("patch_size", patch_size, integer=True)
+    self.patch_embedding = common.check_name("patch_embedding", patch_embedding, PATCH_EMBEDDINGS)
+    if embedding_size is not None:
+      common.check_positive("embedding_size", embedding_size, integer=True)
+    self.embedding_size = embedding_size
+    self.embed = None
+
+  def build(self, input_shape):
+    h, w, c = tf.TensorShape(input_shape).as_list()[-3:]
+    self.token_shape((h, w, c))  # Checks the patch size.
+    if self.tokenization == "per_patch":
+      if self.patch_embedding == "conv" and self.embed is None:
+        self.embed = keras.layers.Conv2D(
+            self.embedding_size or c, self.patch_size, self.patch_size, padding="valid",
+            name="patch_embedding")
+        self.embed.build(tf.TensorShape([None, h, w, c]))
+    super().build(input_shape)
+
+  def token_shape(self, input_shape):
+    """(m, d) for a feature map shape (H, W, C)."""
+    h, w, c = tuple(input_shape)[-3:]
+    if self.tokenization == "per_conv":
+      return h * w, c
+    if self.tokenization == "per_featuremap":
+      return c, h * w
+    if h < self.patch_size or w < self.patch_size:
+      raise ValueError(
+          f"patch_size {self.patch_size} is larger than the feature map {h}x{w}; accepted: "
+          f"1..{min(h, w)}.")
+    hp, wp = h // self.patch_size, w // self.patch_size
+    d = (self.embedding_size or c) if self.patch_embedding == "conv" else c
+    return hp * wp, d
+
+  def embed_flops(self, input_shape):
+    if self.tokenization != "per_patch" or self.patch_embedding != "conv":
+      return 0
+    h, w, c = tuple(input_shape)[-3:]
+    m, d = self.token_shape(input_shape)
+    return 2 * m * self.patch_size * self.patch_size * c * d
+
+  def call(self, inputs):
+    h, w, c = inputs.shape[1:]
+    if self.tokenization == "per_conv":
+      return tf.reshape(inputs, [-1, h * w, c])
+    if self.tokenization == "per_featuremap":
+      return tf.transpose(tf.reshape(inputs, [-1, h * w, c]), [0, 2, 1])
+    if self.patch_embedding == "conv":
+      x = self.embed(inputs)
+    else:
+      x = tf.nn.avg_pool2d(inputs, self.patch_size, self.patch_size, padding="VALID")
+    return tf.reshape(x, [-1, x.shape[1] * x.shape[2], x.shape[3]])
+
+
+class SoftMoE(common.Layer):
+  """Soft Mixture of Experts on feature-map tokens, batched with einsum (XLA-compilable).
+
+  Tokens X `[B, m, d]`; router Phi `[d, n, p]` (n experts, p slots each). Logits L = X.Phi
+  `[B, m, n, p]`; dispatch D = softmax of L over the tokens m; combine C = softmax of L over the joint
+  (n, p) slots. Slots S = D^T X `[B, n, p, d]`; expert i is its own MLP d -> hidden (ReLU) -> d on its
+  p slots; output tokens Y = C.S_out `[B, m, d]`, flattened to `[B, m*d]`. With `normalize=True`
+  (V-MoE style) the logits use L2-normalised X and Phi (over d) times a learned scalar.
+  """
+
+  def __init__(self, num_experts=4, slots_per_expert=None, capacity_factor=1.0, expert_hidden=512,
+               tokenization="per_conv", patch_size=3, patch_embedding="conv", embedding_size=None,
+               normalize=False, name="softmoe", **kwargs):
+    """Creates the layer.
+
+    Args:
+      num_experts: n >= 1 (SoftMoE-1 is a single expert).
+      slots_per_expert: p; by default ceil(m * capacity_factor / n).
+      capacity_factor: positive; sets p when slots_per_expert is None.
+      expert_hidden: hidden width of every expert MLP (512 in Dopamine).
+      tokenization: "per_conv", "per_patch" or "per_featuremap".
+      patch_size: per_patch window (and stride).
+      patch_embedding: per_patch embedding, "conv" (learned) or "avg_pool".
+      embedding_size: per_patch conv filters (default: the feature map's channels).
+      normalize: L2-normalise tokens and router weights for the logits (learned scale).
+      name: Keras layer name.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
+    super().__init__(name=name, **kwargs)
+    self.num_experts = common.check_positive("num_experts", num_experts, integer=True)
+    if slots_per_expert is not None:
+      common.check_positive("slots_per_expert", slots_per_expert, integer=True)
+    self.slots_per_expert = slots_per_expert
+    self.capacity_factor = common.check_positive("capacity_factor", capacity_factor)
+    self.expert_hidden = common.check_positive("expert_hidden", expert_hidden, integer=True)
+    if not isinstance(normalize, bool):
+      raise ValueError(f"normalize must be True or False; got {normalize!r}.")
+    self.normalize = normalize
+    self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size)
+    self._kwargs = dict(num_experts=num_experts, slots_per_expert=slots_per_expert,
+                        capacity_factor=capacity_factor, expert_hidden=expert_hidden,
+                        tokenization=tokenization, patch_size=patch_size,
+                        patch_embedding=patch_embedding, embedding_size=embedding_size,
+                        normalize=normalize)
+
+  def num_slots(self, num_tokens):
+    """p for m tokens."""
+    if self.slots_per_expert is not None:
+      return int(self.slots_per_expert)
+    return int(math.ceil(num_tokens * self.capacity_factor / self.num_experts))
+
+  def build(self, input_shape):
+    if not self.tokenizer.built:
+      self.tokenizer.build(input_shape)
+    m, d = self.tokenizer.token_shape(tf.TensorShape(input_shape).as_list()[-3:])
+    n, p, h = self.num_experts, self.num_slots(m), self.expert_hidden
+    self.num_tokens, self.token_dim = m, d
+    self.router = self.add_weight(
+        "router", shape=[d, n, p], initializer=keras.initializers.LecunNormal())
+    if self.normalize:
+      self.router_scale = self.add_weight("router_scale", shape=[], initializer="ones")
+    # Per-expert Glorot limits: Keras' initializers would count n into the fans of a 3-D kernel.
+    self.w_in = self.add_weight(
+        "expert_kernel_in", shape=[n, d, h],
+        initializer=keras.initializers.RandomUniform(*_sym(common.glorot_limit(d, h))))
+    self.b_in = self.add_weight("expert_bias_in", shape=[n, h], initializer="zeros")
+    self.w_out = self.add_weight(
+        "expert_kernel_out", shape=[n, h, d],
+        initializer=keras.initializers.RandomUniform(*_sym(common.glorot_limit(h, d))))
+    self.b_out = self.add_weight("expert_bias_out", shape=[n, d], initializer="zeros")
+    super().build(input_shape)
+
+  def routing(self, tokens):
+    """Returns (dispatch, combine) weights `[B, m, n, p]` for tokens `[B, m, d]`."""
+    x, router = tokens, self.router
+    if self.normalize:
+      x = tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)
+      router = self.router_scale * tf.math.l2_normalize(router, axis=0, epsilon=1e-12)
+    logits = tf.einsum("bmd,dnp->bmnp", x, router)
+    dispatch = tf.nn.softmax(logits, axis=1)
+    m, n, p = logits.shape[1:]
+    combine = tf.reshape(tf.nn.softmax(tf.reshape(logits, [-1, m, n * p]), axis=-1),
+                         [-1, m, n, p])
+    return dispatch, combine
+
+  def mix_tokens(self, tokens, return_hidden=False):
+    """The mixture on tokens `[B, m, d]` -> output tokens `[B, m, d]` (and expert activations)."""
+    dispatch, combine = self.routing(tokens)
+    slots = tf.einsum("bmnp,bmd->bnpd", dispatch, tokens)
+    hidden = tf.nn.relu(tf.einsum("bnpd,ndh->bnph", slots, self.w_in) + self.b_in[:, None, :])
+    out = tf.einsum("bnph,nhd->bnpd", hidden, self.w_out) + self.b_out[:, None, :]
+    mixed = tf.einsum("bnpd,bmnp->bmd", out, combine)
+    return (mixed, hidden) if return_hidden else mixed
+
+  def call(self, inputs, training=False):
+    mixed = self.mix_tokens(self.tokenizer(inputs))
+    return tf.reshape(mixed, [-1, self.num_tokens * self.token_dim])
+
+  def call_with_activations(self, inputs, training=False):
+    mixed, hidden = self.mix_tokens(self.tokenizer(inputs), return_hidden=True)
+    acts = [(f"{self.name}_expert{i}_hidden", hidden[:, i]) for i in range(self.num_experts)]
+    return tf.reshape(mixed, [-1, self.num_tokens * self.token_dim]), acts
+
+  def layer_costs(self, input_shape):
+    m, d = self.tokenizer.token_shape(input_shape)
+    n, p, h = self.num_experts, self.num_slots(m), self.expert_hidden
+    flops = (self.tokenizer.embed_flops(input_shape)
+             + 2 * m * d * n * p      # router logits
+             + 2 * m * n * p * d      # dispatch: slots = D^T X
+             + 2 * n * p * d * h * 2  # expert MLPs (in and out)
+             + 2 * m * n * p * d)     # combine: Y = C S_out
+    return [(self, flops)], (m * d,)
+
+  def shared_token_weights(self):
+    """Weights applied per token/slot rather than per position (the 'live' MoE parameters)."""
+    return list(self.trainable_weights)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(self._kwargs)
+    return config
+
+
+def _sym(limit):
+  return -limit, limit
+
+
+class TokenMLP(common.Layer):
+  """Tokenize without experts: every token through one shared dense layer (ReLU), flattened.
+
+  Tokens `[B, m, d]` -> Dense(hidden_units, ReLU) shared over tokens -> (by default) a linear
+  projection back to d, the shape of one SoftMoE expert -> flattened `[B, m*d]`. This isolates the
+  tokenization from the mixture (Sokar et al., "Don't flatten, tokenize!"). `output_units=0` drops
+  the projection (output `[B, m*hidden_units]`).
+  """
+
+  def __init__(self, hidden_units=512, output_units=None, tokenization="per_conv", patch_size=3,
+               patch_embedding="conv", embedding_size=None, name="tokenize", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.hidden_units = common.check_positive("hidden_units", hidden_units, integer=True)
+    if output_units is not None and output_units != 0:
+      common.check_positive("output_units (or 0, or None)", output_units, integer=True)
+    self.output_units = output_units
+    self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size)
+    self.token_hidden = keras.layers.Dense(hidden_units, activation="relu", name="token_hidden")
+    self.token_out = None
+    self._kwargs = dict(hidden_units=hidden_units, output_units=output_units,
+                        tokenization=tokenization, patch_size=patch_size,
+                        patch_embedding=patch_embedding, embedding_size=embedding_size)
+
+  def build(self, input_shape):
+    if not self.tokenizer.built:
+      self.tokenizer.build(input_shape)
+    m, d = self.tokenizer.token_shape(tf.TensorShape(input_shape).as_list()[-3:])
+    self.num_tokens, self.token_dim = m, d
+    self.token_hidden.build(tf.TensorShape([None, d]))
+    if self.output_units != 0:
+      self.token_out = keras.layers.Dense(self.output_units or d, name="token_out")
+      self.token_out.build(tf.TensorShape([None, self.hidden_units]))
+    super().build(input_shape)
+
+  def _forward(self, inputs):
+    tokens = self.tokenizer(inputs)
+    hidden = self.token_hidden(tokens)
+    out = self.token_out(hidden) if self.token_out is not None else hidden
+    return tf.reshape(out, [-1, self.num_tokens * out.shape[-1]]), hidden
+
+  def call(self, inputs, training=False):
+    return self._forward(inputs)[0]
+
+  def call_with_activations(self, inputs, training=False):
+    out, hidden = self._forward(inputs)
+    return out, [(f"{self.name}_token_hidden", hidden)]
+
+  def layer_costs(self, input_shape):
+    m, d = self.tokenizer.token_shape(input_shape)
+    out = d if self.output_units is None else self.output_units
+    flops = self.tokenizer.embed_flops(input_shape) + 2 * m * d * self.hidden_units
+    flops += 2 * m * self.hidden_units * out
+    return [(self, flops)], (m * (out or self.hidden_units),)
+
+  def shared_token_weights(self):
+    return list(self.trainable_weights)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(self._kwargs)
+    return config
+
+
+_OPTIONS = {
+    "flatten": (),
+    "gap": (),
+    "softmoe": ("num_experts", "slots_per_expert", "capacity_factor", "expert_hidden",
+                "tokenization", "patch_size", "patch_embedding", "embedding_size", "normalize"),
+    "tokenize": ("hidden_units", "output_units", "tokenization", "patch_size", "patch_embedding",
+                 "embedding_size"),
+    "pruned": tuple(PRUNING_DEFAULTS),
+}
+
+
+def make_bottleneck(name, **kwargs):
+  """Builds a bottleneck layer by name.
+
+  Args:
+    name: "flatten", "gap", "softmoe", "tokenize" or "pruned".
+    **kwargs: the bottleneck's options: softmoe: num_experts (4), slots_per_expert (None: from
+      capacity_factor 1.0), expert_hidden (512), tokenization ("per_conv", "per_patch",
+      "per_featuremap"), patch_size (3), patch_embedding ("conv" or "avg_pool"), embedding_size,
+      normalize (False). tokenize: hidden_units (512), output_units (None: token width),
+      tokenization and patch options as softmoe. pruned: target_sparsity (0.95), begin_step,
+      end_step, frequency (mask update every that many steps), power (3, cubic), initial_sparsity
+      (0), prune_phi (False), psi_layers (1 or "all"), wrap (True; False builds the same layers
+      unpruned, e.g. for export).
+
+  Returns:
+    A Keras layer `[B, H, W, C]` -> `[B, D]`.
+
+  Raises:
+    ValueError: on unknown names/options or invalid values.
+  """
+  name = common.check_name("bottleneck", name, BOTTLENECKS)
+  for key in kwargs:
+    if key not in _OPTIONS[name]:
+      accepted = ", ".join(map(repr, _OPTIONS[name])) or "none"
+      close = difflib.get_close_matches(str(key), _OPTIONS[name], n=2, cutoff=0.5)
+      hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+      raise ValueError(
+          f"Unknown option {key!r} for bottleneck {name!r}; accepted: {accepted}.{hint}")
+  if name == "flatten":
+    return Flatten(name="bottleneck")
+  if name == "gap":
+    return GlobalAveragePooling(name="bottleneck")
+  if name == "softmoe":
+    return SoftMoE(name="bottleneck", **kwargs)
+  if name == "tokenize":
+    return TokenMLP(name="bottleneck", **kwargs)
+  return PrunedFlatten(prune_config=kwargs, name="bottleneck")

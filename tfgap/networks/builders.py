@@ -1,0 +1,515 @@
+"""TF-Agents networks and plain Keras models built from plain hyperparameters.
+
+Every network is encoder (phi) -> bottleneck -> dense head (psi) and implements the tfgap contract
+(docs/DESIGN.md): `encode`, `decode`, `activations`, `parts`, `encoder_name`, `bottleneck_name`,
+`width_scale`. All layers are created in `__init__` from the keyword arguments, so TF-Agents'
+`Network.copy()` (which calls `type(self)(**self._saved_kwargs)`) makes fresh variables.
+
+The builders take plain keyword arguments only, so they can be registered with gin from outside
+(`gin.external_configurable`); this module never imports gin.
+"""
+
+import tensorflow as tf
+from tf_agents.agents.sac import sac_agent
+from tf_agents.agents.sac import tanh_normal_projection_network
+from tf_agents.networks import network
+from tf_agents.networks import utils as network_utils
+from tf_agents.utils import nest_utils
+
+from tfgap.compat import keras
+from tfgap.networks import bottlenecks as bottlenecks_lib
+from tfgap.networks import common
+from tfgap.networks import encoders as encoders_lib
+from tfgap.networks import heads as heads_lib
+
+# psi's hidden widths when head_units is None. Q-networks follow Dopamine: flatten/gap/pruned feed
+# a 512-unit layer; softmoe/tokenize replace that penultimate layer (their per-token MLPs have
+# hidden width 512) and feed the output layer directly. Actor/critic/value heads get two layers.
+DEFAULT_Q_HEAD_UNITS = {"flatten": (512,), "gap": (512,), "pruned": (512,), "softmoe": (),
+                        "tokenize": ()}
+DEFAULT_MLP_HEAD_UNITS = (512, 512)
+GROUPS = ("phi", "bottleneck", "psi")
+
+
+def check_observation_spec(spec):
+  """Raises ValueError unless `spec` is a single image spec [H, W, C] of uint8 or float dtype."""
+  if not isinstance(spec, tf.TensorSpec):
+    raise ValueError(
+        f"observation_spec must be a single tf.TensorSpec of shape [H, W, C]; got {spec!r} "
+        "(nested observations are not supported: pass the image spec).")
+  shape = spec.shape
+  if shape.rank != 3 or not shape.is_fully_defined():
+    raise ValueError(
+        f"observation_spec must be an image of shape [H, W, C] (rank 3, fully defined); got shape "
+        f"{shape}.")
+  if spec.dtype != tf.uint8 and not spec.dtype.is_floating:
+    raise ValueError(
+        f"observation_spec dtype must be uint8 (raw pixels) or a float type holding 0..255 pixels; "
+        f"got {spec.dtype.name}.")
+
+
+def _num_actions(action_spec):
+  flat = tf.nest.flatten(action_spec)
+  if len(flat) != 1:
+    raise ValueError(f"action_spec must be a single spec; got {action_spec!r}.")
+  spec = flat[0]
+  if (not spec.dtype.is_integer or spec.shape.num_elements() != 1 or
+      not hasattr(spec, "maximum")):
+    raise ValueError(
+        f"Q-networks need a scalar bounded integer action_spec (discrete actions); got {spec!r}.")
+  num = int(spec.maximum) - int(spec.minimum) + 1
+  if num < 1:
+    raise ValueError(f"action_spec has {num} actions; accepted: at least 1.")
+  return num
+
+
+def _check_continuous(action_spec):
+  flat = tf.nest.flatten(action_spec)
+  if len(flat) != 1 or not flat[0].dtype.is_floating or not hasattr(flat[0], "maximum"):
+    raise ValueError(
+        f"actor/critic networks need a single bounded float action_spec; got {action_spec!r}.")
+  return flat[0]
+
+
+def resolve_head_units(head_units, bottleneck, head_scale, kind="q"):
+  """Hidden widths of psi: explicit `head_units` or the per-bottleneck default, times head_scale."""
+  common.check_positive("head_scale", head_scale)
+  if head_units is None:
+    if kind == "q":
+      head_units = DEFAULT_Q_HEAD_UNITS[bottleneck]
+    else:
+      head_units = DEFAULT_MLP_HEAD_UNITS
+  units = common.check_units("head_units", head_units)
+  return tuple(common.scaled(u, head_scale) for u in units)
+
+
+class _Body:
+  """The pieces every tfgap network shares: encoder, bottleneck and pruning settings."""
+
+  def __init__(self, observation_spec, encoder, width_scale, padding, num_stacks,
+               blocks_per_stack, bottleneck, bottleneck_kwargs):
+    check_observation_spec(observation_spec)
+    self.bottleneck_name = common.check_name("bottleneck", bottleneck,
+                                             bottlenecks_lib.BOTTLENECKS)
+    self.bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name,
+                                                      **dict(bottleneck_kwargs or {}))
+    config = getattr(self.bottleneck, "prune_config", None)
+    self.prune = config if config and config["wrap"] else None
+    self.encoder_name = common.check_name("encoder", encoder, encoders_lib.ENCODERS)
+    self.encoder = encoders_lib.make_encoder(
+        self.encoder_name, width_scale=width_scale, padding=padding, num_stacks=num_stacks,
+        blocks_per_stack=blocks_per_stack,
+        prune=self.prune if self.prune and self.prune["prune_phi"] else None)
+    # Fails at build time (not at the first call) on frames too small for the encoder or patch.
+    self.feature_shape = self.encoder.output_shape_for(observation_spec.shape.as_list())
+    _, (self.feature_dim,) = self.bottleneck.layer_costs(self.feature_shape)
+
+  def head_prune(self):
+    return (self.prune, self.prune["psi_layers"]) if self.prune else (None, 1)
+
+
+class _ContractMixin:
+  """encode/decode/activations/parts shared by the tfgap networks."""
+
+  def _setup(self, body, width_scale, head):
+    self._encoder = body.encoder
+    self._bottleneck = body.bottleneck
+    self._head = head
+    self._feature_shape = tuple(body.feature_shape)
+    self.encoder_name = body.encoder_name
+    self.bottleneck_name = body.bottleneck_name
+    self.width_scale = width_scale
+
+  def encode(self, observation, training=False):
+    """The last encoder feature map A `[B, H', W', C']` (float, after the final ReLU)."""
+    return self._encoder(observation, training=training)
+
+  def parts(self):
+    """{"phi": [...], "bottleneck": [...], "psi": [...]}: the Keras layers of each part."""
+    return {"phi": list(self._encoder.layers_with_neurons),
+            "bottleneck": [self._bottleneck],
+            "psi": list(self._head.dense_layers) + self._extra_psi_layers()}
+
+  def _extra_psi_layers(self):
+    return []
+
+  def _squash(self, observation):
+    outer_rank = nest_utils.get_outer_rank(observation, self.input_tensor_spec)
+    squash = network_utils.BatchSquash(outer_rank)
+    return squash, squash.flatten(observation), outer_rank
+
+  def _body_activations(self, observation, training):
+    acts = []
+    a, enc = self._encoder.call_with_activations(observation, training=training)
+    acts.extend(("phi", name, t) for name, t in enc)
+    feats, bott = self._bottleneck.call_with_activations(a, training=training)
+    acts.extend(("bottleneck", name, t) for name, t in bott)
+    return feats, acts
+
+  def layer_costs(self):
+    """{part: [(layer, forward FLOPs per example)]}, FLOPs = 2 x multiply-accumulates."""
+    obs_shape = tuple(self.input_tensor_spec.shape.as_list()) if not isinstance(
+        self.input_tensor_spec, tuple) else tuple(self.input_tensor_spec[0].shape.as_list())
+    phi, fmap = self._encoder.layer_costs(obs_shape)
+    bott, (dim,) = self._bottleneck.layer_costs(fmap)
+    psi, _ = self._head.layer_costs((dim + self._extra_psi_inputs(),))
+    psi = psi + self._extra_psi_costs()
+    return {"phi": phi, "bottleneck": bott, "psi": psi}
+
+  def _extra_psi_inputs(self):
+    return 0
+
+  def _extra_psi_costs(self):
+    return []
+
+
+class _QNetworkBase(_ContractMixin, network.Network):
+  """Shared construction of the plain and categorical Q-networks."""
+
+  def _init_q(self, input_tensor_spec, action_spec, num_atoms, encoder, width_scale, padding,
+              num_stacks, blocks_per_stack, bottleneck, bottleneck_kwargs, head_units,
+              head_scale, dueling, noisy, name):
+    num_actions = _num_actions(action_spec)
+    if num_atoms is not None:
+      common.check_positive("num_atoms", num_atoms, integer=True)
+    body = _Body(input_tensor_spec, encoder, width_scale, padding, num_stacks, blocks_per_stack,
+                 bottleneck, bottleneck_kwargs)
+    units = resolve_head_units(head_units, body.bottleneck_name, head_scale)
+    prune, prune_layers = body.head_prune()
+    network.Network.__init__(self, input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
+    head = heads_lib.DenseHead(units, num_actions=num_actions, num_atoms=num_atoms,
+                               dueling=dueling, noisy=noisy, prune=prune,
+                               prune_layers=prune_layers)
+    self._num_actions = num_actions
+    self._setup(body, width_scale, head)
+
+  @property
+  def num_actions(self):
+    return self._num_actions
+
+  def decode(self, features, training=False):
+    """Output (Q-values or logits) from the encoder feature map A."""
+    return self._head(self._bottleneck(features, training=training), training=training)
+
+  def call(self, observation, step_type=None, network_state=(), training=False):
+    del step_type
+    squash, obs, _ = self._squash(observation)
+    out = self.decode(self.encode(obs, training=training), training=training)
+    return squash.unflatten(out), network_state
+
+  def activations(self, observation, training=False):
+    """[(group, layer_name, post-activation tensor)] for every layer with neurons.
+
+    Convs: ReLU of the conv's output `[B, H, W, C]`; SoftMoE: every expert's hidden layer
+    `[B, slots, hidden]`; tokenize: the shared hidden layer `[B, tokens, hidden]`; psi: hidden
+    dense layers `[B, units]` (the output layer is the network's output and is not listed).
+    """
+    feats, acts = self._body_activations(observation, training)
+    _, head = self._head.call_with_activations(feats, training=training)
+    acts.extend(("psi", name, t) for name, t in head)
+    return acts
+
+
+class PixelQNetwork(_QNetworkBase):
+  """Q-network: uint8 frames -> Q-values `[B, num_actions]` (plain or dueling, noisy optional)."""
+
+  def __init__(self, input_tensor_spec, action_spec, encoder="nature", width_scale=1.0,
+               padding="SAME", num_stacks=3, blocks_per_stack=2, bottleneck="flatten",
+               bottleneck_kwargs=None, head_units=None, head_scale=1.0, dueling=False,
+               noisy=False, name="PixelQNetwork"):
+    """Creates the network (see `build_q_network` for the arguments)."""
+    self._init_q(input_tensor_spec, action_spec, None, encoder, width_scale, padding, num_stacks,
+                 blocks_per_stack, bottleneck, bottleneck_kwargs, head_units, head_scale, dueling,
+                 noisy, name)
+
+
+class PixelCategoricalQNetwork(_QNetworkBase):
+  """Distributional (C51) Q-network: logits `[B, num_actions, num_atoms]`.
+
+  Has the `num_atoms` property TF-Agents' CategoricalDqnAgent requires, and outputs logits as its
+  CategoricalQNetwork does.
+  """
+
+  def __init__(self, input_tensor_spec, action_spec, num_atoms=51, encoder="nature",
+               width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,
+               bottleneck="flatten", bottleneck_kwargs=None, head_units=None, head_scale=1.0,
+               dueling=False, noisy=False, name="PixelCategoricalQNetwork"):
+    """Creates the network (see `build_categorical_q_network`)."""
+    self._init_q(input_tensor_spec, action_spec, num_atoms, encoder, width_scale, padding,
+                 num_stacks, blocks_per_stack, bottleneck, bottleneck_kwargs, head_units,
+                 head_scale, dueling, noisy, name)
+
+  @property
+  def num_atoms(self):
+    return self._head.num_atoms
+
+
+class PixelValueNetwork(_ContractMixin, network.Network):
+  """State-value network: uint8 frames -> V `[B]`."""
+
+  def __init__(self, input_tensor_spec, encoder="nature", width_scale=1.0, padding="SAME",
+               num_stacks=3, blocks_per_stack=2, bottleneck="flatten", bottleneck_kwargs=None,
+               head_units=None, head_scale=1.0, name="PixelValueNetwork"):
+    """Creates the network (see `build_value_network`)."""
+    body = _Body(input_tensor_spec, encoder, width_scale, padding, num_stacks, blocks_per_stack,
+                 bottleneck, bottleneck_kwargs)
+    units = resolve_head_units(head_units, body.bottleneck_name, head_scale, kind="mlp")
+    prune, prune_layers = body.head_prune()
+    super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
+    head = heads_lib.DenseHead(units, num_actions=1, prune=prune, prune_layers=prune_layers)
+    self._setup(body, width_scale, head)
+
+  def decode(self, features, training=False):
+    return self._head(self._bottleneck(features, training=training), training=training)
+
+  def call(self, observation, step_type=None, network_state=(), training=False):
+    del step_type
+    squash, obs, _ = self._squash(observation)
+    out = self.decode(self.encode(obs, training=training), training=training)
+    return squash.unflatten(out), network_state
+
+  def activations(self, observation, training=False):
+    feats, acts = self._body_activations(observation, training)
+    _, head = self._head.call_with_activations(feats, training=training)
+    acts.extend(("psi", name, t) for name, t in head)
+    return acts
+
+
+class PixelCriticNetwork(_ContractMixin, network.Network):
+  """SAC critic: (uint8 frames, action) -> Q `[B]`; psi sees [bottleneck features, action]."""
+
+  def __init__(self, input_tensor_spec, encoder="nature", width_scale=1.0, padding="SAME",
+               num_stacks=3, blocks_per_stack=2, bottleneck="flatten", bottleneck_kwargs=None,
+               head_units=None, head_scale=1.0, name="PixelCriticNetwork"):
+    """Creates the network; `input_tensor_spec` is `(observation_spec, action_spec)`."""
+    if not isinstance(input_tensor_spec, (tuple, list)) or len(input_tensor_spec) != 2:
+      raise ValueError(
+          f"The critic's input_tensor_spec must be (observation_spec, action_spec); got "
+          f"{input_tensor_spec!r}.")
+    observation_spec, action_spec = input_tensor_spec
+    action = _check_continuous(action_spec)
+    body = _Body(observation_spec, encoder, width_scale, padding, num_stacks, blocks_per_stack,
+                 bottleneck, bottleneck_kwargs)
+    units = resolve_head_units(head_units, body.bottleneck_name, head_scale, kind="mlp")
+    prune, prune_layers = body.head_prune()
+    super().__init__(input_tensor_spec=tuple(input_tensor_spec), state_spec=(), name=name)
+    head = heads_lib.DenseHead(units, num_actions=1, prune=prune, prune_layers=prune_layers)
+    self._action_dim = action.shape.num_elements()
+    self._setup(body, width_scale, head)
+
+  def encode(self, observation, training=False):
+    """Feature map of the observation (a `(observation, action)` tuple is accepted too)."""
+    if isinstance(observation, (tuple, list)):
+      observation = observation[0]
+    return self._encoder(observation, training=training)
+
+  def decode(self, features, action, training=False):
+    """Q `[B]` from the feature map A and the action `[B, action_dim]`."""
+    feats = self._bottleneck(features, training=training)
+    return self._q(feats, action, training)
+
+  def _q(self, feats, action, training):
+    action = tf.reshape(tf.cast(action, feats.dtype), [-1, self._action_dim])
+    return self._head(tf.concat([feats, action], axis=-1), training=training)[:, 0]
+
+  def call(self, inputs, step_type=None, network_state=(), training=False):
+    del step_type
+    observation, action = inputs
+    outer_rank = nest_utils.get_outer_rank(observation, self.input_tensor_spec[0])
+    squash = network_utils.BatchSquash(outer_rank)
+    obs = squash.flatten(observation)
+    act = squash.flatten(action)
+    out = self.decode(self.encode(obs, training=training), act, training=training)
+    return squash.unflatten(out), network_state
+
+  def activations(self, inputs, training=False):
+    """As the Q-network's; `inputs` is `(observation, action)`."""
+    observation, action = inputs
+    feats, acts = self._body_activations(observation, training)
+    action = tf.reshape(tf.cast(action, feats.dtype), [-1, self._action_dim])
+    _, head = self._head.call_with_activations(tf.concat([feats, action], -1), training=training)
+    acts.extend(("psi", name, t) for name, t in head)
+    return acts
+
+  def _extra_psi_inputs(self):
+    return self._action_dim
+
+
+class PixelActorNetwork(_ContractMixin, network.DistributionNetwork):
+  """SAC actor: uint8 frames -> tanh-squashed diagonal Gaussian over the action spec.
+
+  psi is the dense head followed by TF-Agents' TanhNormalProjectionNetwork (with SAC's clipped
+  log-std transform), so the output is the distribution SacAgent's ActorPolicy expects.
+  """
+
+  def __init__(self, input_tensor_spec, output_tensor_spec, encoder="nature", width_scale=1.0,
+               padding="SAME", num_stacks=3, blocks_per_stack=2, bottleneck="flatten",
+               bottleneck_kwargs=None, head_units=None, head_scale=1.0,
+               name="PixelActorNetwork"):
+    """Creates the network; `output_tensor_spec` is the (bounded float) action spec."""
+    action = _check_continuous(output_tensor_spec)
+    body = _Body(input_tensor_spec, encoder, width_scale, padding, num_stacks, blocks_per_stack,
+                 bottleneck, bottleneck_kwargs)
+    units = resolve_head_units(head_units, body.bottleneck_name, head_scale, kind="mlp")
+    if not units:
+      raise ValueError("The actor needs at least one hidden layer; got head_units=().")
+    prune, prune_layers = body.head_prune()
+    projection = tanh_normal_projection_network.TanhNormalProjectionNetwork(
+        action, std_transform=sac_agent.std_clip_transform)
+    super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(),
+                     output_spec=projection.output_spec, name=name)
+    head = heads_lib.DenseHead(units, num_actions=None, prune=prune, prune_layers=prune_layers)
+    self._projection = projection
+    self._action_dim = action.shape.num_elements()
+    self._setup(body, width_scale, head)
+
+  def decode(self, features, training=False, outer_rank=1):
+    """The action distribution from the encoder feature map A."""
+    hidden = self._head(self._bottleneck(features, training=training), training=training)
+    dist, _ = self._projection(hidden, outer_rank=outer_rank, training=training)
+    return dist
+
+  def call(self, observation, step_type=None, network_state=(), training=False):
+    del step_type
+    squash, obs, outer_rank = self._squash(observation)
+    hidden = self._head(self._bottleneck(self.encode(obs, training=training), training=training),
+                        training=training)
+    dist, _ = self._projection(squash.unflatten(hidden), outer_rank=outer_rank, training=training)
+    return dist, network_state
+
+  def activations(self, observation, training=False):
+    feats, acts = self._body_activations(observation, training)
+    _, head = self._head.call_with_activations(feats, training=training)
+    acts.extend(("psi", name, t) for name, t in head)
+    return acts
+
+  def _extra_psi_layers(self):
+    return list(self._projection.layers)
+
+  def _extra_psi_costs(self):
+    units = self._head.hidden_units[-1]
+    return [(layer, 2 * units * 2 * self._action_dim) for layer in self._projection.layers]
+
+
+def build_q_network(observation_spec, action_spec, encoder="nature", width_scale=1.0,
+                    bottleneck="flatten", bottleneck_kwargs=None, head_units=None, dueling=False,
+                    noisy=False, padding="SAME", num_stacks=3, blocks_per_stack=2,
+                    head_scale=1.0, name="PixelQNetwork"):
+  """A TF-Agents Q-network (DqnAgent's `q_network`).
+
+  Args:
+    observation_spec: image spec `[H, W, C]`, uint8 (or float 0..255).
+    action_spec: scalar bounded integer spec.
+    encoder: "nature" or "impala".
+    width_scale: positive multiplier of the encoder's channels.
+    bottleneck: "flatten", "gap", "softmoe", "tokenize" or "pruned".
+    bottleneck_kwargs: dict of the bottleneck's options (see `make_bottleneck`).
+    head_units: psi's hidden widths (depth = length). None: (512,) for flatten/gap/pruned, () for
+      softmoe/tokenize (their per-token MLPs replace the penultimate layer, as in Dopamine).
+    dueling: value/advantage streams.
+    noisy: NoisyDense layers in psi (Rainbow).
+    padding: "SAME" or "VALID" (nature only).
+    num_stacks: impala depth (stacks).
+    blocks_per_stack: impala depth (residual blocks per stack).
+    head_scale: positive multiplier of psi's widths (its own scale, independent of width_scale).
+    name: network name.
+
+  Returns:
+    `PixelQNetwork`.
+  """
+  return PixelQNetwork(observation_spec, action_spec, encoder=encoder, width_scale=width_scale,
+                       padding=padding, num_stacks=num_stacks, blocks_per_stack=blocks_per_stack,
+                       bottleneck=bottleneck, bottleneck_kwargs=bottleneck_kwargs,
+                       head_units=head_units, head_scale=head_scale, dueling=dueling, noisy=noisy,
+                       name=name)
+
+
+def build_categorical_q_network(observation_spec, action_spec, num_atoms=51, encoder="nature",
+                                width_scale=1.0, bottleneck="flatten", bottleneck_kwargs=None,
+                                head_units=None, dueling=False, noisy=False, padding="SAME",
+                                num_stacks=3, blocks_per_stack=2, head_scale=1.0,
+                                name="PixelCategoricalQNetwork"):
+  """A C51 network for CategoricalDqnAgent: logits `[B, num_actions, num_atoms]`.
+
+  Arguments as `build_q_network`, plus `num_atoms` (51 in Rainbow).
+  """
+  return PixelCategoricalQNetwork(
+      observation_spec, action_spec, num_atoms=num_atoms, encoder=encoder,
+      width_scale=width_scale, padding=padding, num_stacks=num_stacks,
+      blocks_per_stack=blocks_per_stack, bottleneck=bottleneck,
+      bottleneck_kwargs=bottleneck_kwargs, head_units=head_units, head_scale=head_scale,
+      dueling=dueling, noisy=noisy, name=name)
+
+
+def build_actor_network(observation_spec, action_spec, encoder="nature", width_scale=1.0,
+                        bottleneck="flatten", bottleneck_kwargs=None, head_units=None,
+                        padding="SAME", num_stacks=3, blocks_per_stack=2, head_scale=1.0,
+                        name="PixelActorNetwork"):
+  """SacAgent's `actor_network`: a tanh-Gaussian over `action_spec` (bounded float).
+
+  Arguments as `build_q_network`; head_units default (512, 512).
+  """
+  return PixelActorNetwork(observation_spec, action_spec, encoder=encoder,
+                           width_scale=width_scale, padding=padding, num_stacks=num_stacks,
+                           blocks_per_stack=blocks_per_stack, bottleneck=bottleneck,
+                           bottleneck_kwargs=bottleneck_kwargs, head_units=head_units,
+                           head_scale=head_scale, name=name)
+
+
+def build_critic_network(observation_spec, action_spec, encoder="nature", width_scale=1.0,
+                         bottleneck="flatten", bottleneck_kwargs=None, head_units=None,
+                         padding="SAME", num_stacks=3, blocks_per_stack=2, head_scale=1.0,
+                         name="PixelCriticNetwork"):
+  """SacAgent's `critic_network`: `(observation, action)` -> Q `[B]`.
+
+  Arguments as `build_q_network`; head_units default (512, 512).
+  """
+  return PixelCriticNetwork((observation_spec, action_spec), encoder=encoder,
+                            width_scale=width_scale, padding=padding, num_stacks=num_stacks,
+                            blocks_per_stack=blocks_per_stack, bottleneck=bottleneck,
+                            bottleneck_kwargs=bottleneck_kwargs, head_units=head_units,
+                            head_scale=head_scale, name=name)
+
+
+def build_value_network(observation_spec, encoder="nature", width_scale=1.0, bottleneck="flatten",
+                        bottleneck_kwargs=None, head_units=None, padding="SAME", num_stacks=3,
+                        blocks_per_stack=2, head_scale=1.0, name="PixelValueNetwork"):
+  """State-value network: observation -> V `[B]`. Arguments as `build_q_network`."""
+  return PixelValueNetwork(observation_spec, encoder=encoder, width_scale=width_scale,
+                           padding=padding, num_stacks=num_stacks,
+                           blocks_per_stack=blocks_per_stack, bottleneck=bottleneck,
+                           bottleneck_kwargs=bottleneck_kwargs, head_units=head_units,
+                           head_scale=head_scale, name=name)
+
+
+def build_keras_model(observation_shape=(84, 84, 4), num_actions=18, encoder="nature",
+                      width_scale=1.0, bottleneck="flatten", bottleneck_kwargs=None,
+                      head_units=None, dueling=False, noisy=False, num_atoms=None,
+                      padding="SAME", num_stacks=3, blocks_per_stack=2, head_scale=1.0,
+                      observation_dtype="uint8", name="tfgap_q_model"):
+  """A plain functional Keras Model: frames `[B, *observation_shape]` -> Q `[B, num_actions]`.
+
+  With `num_atoms` the output is logits `[B, num_actions, num_atoms]`. The model's top-level layers
+  are named "phi", "bottleneck" and "psi"; it trains with `fit`, saves with `tf.saved_model.save`
+  and loads with `tf.saved_model.load` in processes that never import tfgap. Arguments as
+  `build_q_network`.
+  """
+  dtype = tf.as_dtype(observation_dtype)
+  spec = tf.TensorSpec(tuple(observation_shape), dtype)
+  body = _Body(spec, encoder, width_scale, padding, num_stacks, blocks_per_stack, bottleneck,
+               bottleneck_kwargs)
+  units = resolve_head_units(head_units, body.bottleneck_name, head_scale)
+  common.check_positive("num_actions", num_actions, integer=True)
+  prune, prune_layers = body.head_prune()
+  head = heads_lib.DenseHead(units, num_actions=num_actions, num_atoms=num_atoms, dueling=dueling,
+                             noisy=noisy, prune=prune, prune_layers=prune_layers)
+  inputs = keras.Input(shape=tuple(observation_shape), dtype=dtype, name="observation")
+  outputs = head(body.bottleneck(body.encoder(inputs)))
+  return keras.Model(inputs, outputs, name=name)
+
+
+def keras_model_parts(model):
+  """`parts()` of a model from `build_keras_model`: {"phi", "bottleneck", "psi"} -> layers."""
+  return {"phi": list(model.get_layer("phi").layers_with_neurons),
+          "bottleneck": [model.get_layer("bottleneck")],
+          "psi": list(model.get_layer("psi").dense_layers)}

@@ -1,0 +1,263 @@
+"""Pixel encoders (phi): the Nature CNN and the Impala CNN, both width- and depth-scalable.
+
+Both take uint8 frames `[B, H, W, C]` (or raw 0..255 floats), divide by 255 inside and return the
+last feature map `[B, H', W', C']` after its final ReLU.
+"""
+
+import tensorflow as tf
+
+from tfgap.compat import keras
+from tfgap.networks import common
+
+ENCODERS = ("nature", "impala")
+PADDINGS = ("same", "valid")
+
+# Nature CNN (Mnih et al. 2015): (channels, kernel, stride) per conv.
+NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+# Impala CNN (Espeholt et al. 2018): channels of the first stack, then of every later stack.
+IMPALA_FIRST_CHANNELS = 16
+IMPALA_CHANNELS = 32
+
+
+def _check_common(width_scale, padding):
+  common.check_positive("width_scale", width_scale)
+  if not isinstance(padding, str):
+    common.check_name("padding", padding, PADDINGS)
+  return common.check_name("padding", padding.lower(), PADDINGS)
+
+
+class NatureEncoder(common.Layer):
+  """Nature DQN conv stack: convs 32/64/64 (times width_scale), kernels 8/4/3, strides 4/2/1.
+
+  SAME padding (Dopamine's Flax convs) maps 84x84 to 11x11x64; VALID (Keras' default, the original
+  paper) maps it to 7x7x64.
+  """
+
+  def __init__(self, width_scale=1.0, padding="SAME", prune=None, name="phi", **kwargs):
+    """Creates the encoder.
+
+    Args:
+      width_scale: positive multiplier of every conv's channels (rounded, at least 1).
+      padding: "SAME" or "VALID".
+      prune: None, or a pruning config dict (see `bottlenecks.make_bottleneck("pruned")`) to
+        wrap every conv in tfmot's gradual magnitude pruning.
+      name: Keras layer name.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
+    super().__init__(name=name, **kwargs)
+    self._padding = _check_common(width_scale, padding)
+    self.width_scale = width_scale
+    self._prune = dict(prune) if prune else None
+    self.convs = []
+    for i, (channels, kernel, stride) in enumerate(NATURE_CONVS):
+      conv = keras.layers.Conv2D(
+          common.scaled(channels, width_scale), kernel, stride, padding=self._padding,
+          activation="relu", name=f"conv{i}")
+      self.convs.append(common.maybe_prune(conv, self._prune))
+
+  def build(self, input_shape):
+    h, w, cin = tf.TensorShape(input_shape).as_list()[-3:]
+    self.layer_costs((h, w, cin))  # Fails early on frames too small for the strides.
+    for (_, kernel, stride), conv in zip(NATURE_CONVS, self.convs):
+      if not conv.built:
+        conv.build(tf.TensorShape([None, h, w, cin]))
+      h = common.conv_output_size(h, kernel, stride, self._padding)
+      w = common.conv_output_size(w, kernel, stride, self._padding)
+      cin = common.unwrap(conv).filters
+    super().build(input_shape)
+
+  def call(self, inputs, training=False):
+    x = common.as_float_pixels(inputs)
+    for conv in self.convs:
+      x = conv(x, training=training)
+    return x
+
+  def call_with_activations(self, inputs, training=False):
+    x = common.as_float_pixels(inputs)
+    acts = []
+    for conv in self.convs:
+      x = conv(x, training=training)
+      acts.append((common.unwrap(conv).name, x))
+    return x, acts
+
+  def output_shape_for(self, input_shape):
+    """Feature map shape (without batch) for an observation shape (without batch)."""
+    return self.layer_costs(input_shape)[1]
+
+  def layer_costs(self, input_shape):
+    costs = []
+    h, w, cin = tuple(input_shape)[-3:]
+    for (_, kernel, stride), conv in zip(NATURE_CONVS, self.convs):
+      h = common.conv_output_size(h, kernel, stride, self._padding)
+      w = common.conv_output_size(w, kernel, stride, self._padding)
+      cout = common.unwrap(conv).filters
+      costs.append((conv, 2 * h * w * kernel * kernel * cin * cout))
+      cin = cout
+    if h < 1 or w < 1:
+      raise ValueError(
+          f"Observation {tuple(input_shape)} is too small for the nature encoder with padding "
+          f"{self._padding.upper()!r}; use a larger frame or padding 'SAME'.")
+    return costs, (h, w, cin)
+
+  @property
+  def layers_with_neurons(self):
+    return list(self.convs)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(width_scale=self.width_scale, padding=self._padding.upper(), prune=self._prune)
+    return config
+
+
+class ImpalaEncoder(common.Layer):
+  """Impala CNN as in Dopamine: stacks of (conv 3x3, max-pool 3x3/2, residual blocks), final ReLU.
+
+  Stack i has 16 (first) or 32 (later) channels times width_scale; each residual block is
+  ReLU, conv 3x3, ReLU, conv 3x3, add. All convs and pools use SAME padding, so 84x84 maps to
+  11x11 with three stacks.
+  """
+
+  def __init__(self, width_scale=1.0, num_stacks=3, blocks_per_stack=2, padding="SAME",
+               prune=None, name="phi", **kwargs):
+    """Creates the encoder.
+
+    Args:
+      width_scale: positive multiplier of every conv's channels (rounded, at least 1).
+      num_stacks: number of (conv, pool, residual blocks) stacks; 3 in the Impala paper.
+      blocks_per_stack: residual blocks per stack; 2 in the Impala paper.
+      padding: must be "SAME" (the architecture is defined with SAME padding).
+      prune: None or a pruning config dict to wrap every conv in tfmot pruning.
+      name: Keras layer name.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
+    super().__init__(name=name, **kwargs)
+    padding = _check_common(width_scale, padding)
+    if padding != "same":
+      raise ValueError(
+          f"padding {padding.upper()!r} is not available for the impala encoder (accepted: 'SAME'; "
+          "'VALID' is an option of the nature encoder).")
+    common.check_positive("num_stacks", num_stacks, integer=True)
+    if isinstance(blocks_per_stack, bool) or not isinstance(blocks_per_stack, int) or (
+        blocks_per_stack < 0):
+      raise ValueError(f"blocks_per_stack must be an integer >= 0; got {blocks_per_stack!r}.")
+    self.width_scale = width_scale
+    self.num_stacks = int(num_stacks)
+    self.blocks_per_stack = int(blocks_per_stack)
+    self._prune = dict(prune) if prune else None
+    self.stack_convs = []
+    self.block_convs = []  # [stack][block] -> (conv1, conv2)
+    for s in range(self.num_stacks):
+      base = IMPALA_FIRST_CHANNELS if s == 0 else IMPALA_CHANNELS
+      channels = common.scaled(base, width_scale)
+      self.stack_convs.append(self._conv(channels, f"s{s}_conv"))
+      blocks = []
+      for b in range(self.blocks_per_stack):
+        blocks.append((self._conv(channels, f"s{s}_b{b}_conv0"),
+                       self._conv(channels, f"s{s}_b{b}_conv1")))
+      self.block_convs.append(blocks)
+
+  def _conv(self, channels, name):
+    conv = keras.layers.Conv2D(channels, 3, 1, padding="same", name=name)
+    return common.maybe_prune(conv, self._prune)
+
+  def build(self, input_shape):
+    h, w, cin = tf.TensorShape(input_shape).as_list()[-3:]
+    for s in range(self.num_stacks):
+      conv = self.stack_convs[s]
+      if not conv.built:
+        conv.build(tf.TensorShape([None, h, w, cin]))
+      cin = common.unwrap(conv).filters
+      h, w = -(-h // 2), -(-w // 2)
+      for conv0, conv1 in self.block_convs[s]:
+        for c in (conv0, conv1):
+          if not c.built:
+            c.build(tf.TensorShape([None, h, w, cin]))
+    super().build(input_shape)
+
+  def _forward(self, inputs, training, collect):
+    x = common.as_float_pixels(inputs)
+    acts = []
+    for s in range(self.num_stacks):
+      conv = self.stack_convs[s]
+      x = conv(x, training=training)
+      if collect:
+        acts.append((common.unwrap(conv).name, tf.nn.relu(x)))
+      x = tf.nn.max_pool2d(x, ksize=3, strides=2, padding="SAME")
+      for conv0, conv1 in self.block_convs[s]:
+        y = conv0(tf.nn.relu(x), training=training)
+        y = tf.nn.relu(y)
+        if collect:
+          acts.append((common.unwrap(conv0).name, y))
+        y = conv1(y, training=training)
+        if collect:
+          acts.append((common.unwrap(conv1).name, tf.nn.relu(y)))
+        x = x + y
+    return tf.nn.relu(x), acts
+
+  def call(self, inputs, training=False):
+    return self._forward(inputs, training, collect=False)[0]
+
+  def call_with_activations(self, inputs, training=False):
+    return self._forward(inputs, training, collect=True)
+
+  def output_shape_for(self, input_shape):
+    return self.layer_costs(input_shape)[1]
+
+  def layer_costs(self, input_shape):
+    h, w, cin = tuple(input_shape)[-3:]
+    costs = []
+    for s in range(self.num_stacks):
+      cout = common.unwrap(self.stack_convs[s]).filters
+      costs.append((self.stack_convs[s], 2 * h * w * 9 * cin * cout))
+      h, w, cin = -(-h // 2), -(-w // 2), cout
+      for conv0, conv1 in self.block_convs[s]:
+        costs.append((conv0, 2 * h * w * 9 * cin * cin))
+        costs.append((conv1, 2 * h * w * 9 * cin * cin))
+    return costs, (h, w, cin)
+
+  @property
+  def layers_with_neurons(self):
+    out = []
+    for s in range(self.num_stacks):
+      out.append(self.stack_convs[s])
+      for pair in self.block_convs[s]:
+        out.extend(pair)
+    return out
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(width_scale=self.width_scale, num_stacks=self.num_stacks,
+                  blocks_per_stack=self.blocks_per_stack, padding="SAME", prune=self._prune)
+    return config
+
+
+def make_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,
+                 prune=None):
+  """Builds an encoder (phi) by name.
+
+  Args:
+    name: "nature" or "impala".
+    width_scale: positive multiplier of the channels of every conv (channels are rounded half up,
+      at least 1).
+    padding: "SAME" (default, Dopamine) or "VALID" (nature only).
+    num_stacks: impala only: number of stacks (depth scaling). The nature encoder has a fixed
+      depth and rejects values other than the default 3.
+    blocks_per_stack: impala only: residual blocks per stack (depth scaling); nature accepts only
+      the default 2.
+    prune: None or a pruning config dict (wraps every conv in tfmot pruning).
+
+  Returns:
+    A Keras layer mapping uint8 `[B, H, W, C]` to float `[B, H', W', C']`.
+
+  Raises:
+    ValueError: on an unknown name, a non-positive scale or invalid depth.
+  """
+  name = common.check_name("encoder", name, ENCODERS)
+  if name == "nature":
+    if num_stacks != 3 or blocks_per_stack != 2:
+      raise ValueError(
+          f"num_stacks={num_stacks!r} / blocks_per_stack={blocks_per_stack!r} apply to the impala "
+          "encoder only; the nature encoder has a fixed depth (accepted: the defaults 3 and 2).")
+    return NatureEncoder(width_scale=width_scale, padding=padding, prune=prune)
+  return ImpalaEncoder(width_scale=width_scale, num_stacks=num_stacks,
+                       blocks_per_stack=blocks_per_stack, padding=padding, prune=prune)
