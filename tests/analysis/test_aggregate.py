@@ -1,0 +1,230 @@
+"""Run loading, human normalisation and rliable aggregates on known inputs."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from tests.analysis import synthetic_runs
+from tfgap.analysis import aggregate as agg
+from tfgap.analysis import rliable_compat
+
+REPS = 300
+
+
+@pytest.fixture(scope="module")
+def rly():
+  return rliable_compat.modules()
+
+
+def _matrix(seed=0, runs=5, games=4):
+  return np.random.RandomState(seed).gamma(2.0, 0.5, size=(runs, games))
+
+
+# -- aggregates -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_point_estimates_match_scipy_and_numpy(seed):
+  scores = _matrix(seed)
+  out = agg.aggregate_scores({"a": scores}, reps=REPS, seed=seed)["a"]
+  assert out["IQM"].point == pytest.approx(scipy.stats.trim_mean(scores.ravel(), 0.25))
+  assert out["Median"].point == pytest.approx(np.median(scores.mean(axis=0)))
+  assert out["Mean"].point == pytest.approx(scores.mean())
+  assert out["Optimality Gap"].point == pytest.approx(1.0 - np.minimum(scores, 1.0).mean())
+  for interval in out.values():
+    assert interval.low <= interval.point <= interval.high
+    assert interval.low < interval.high  # 5 runs of random scores: a real interval.
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_intervals_match_rliable_called_directly(rly, seed):
+  library, metrics = rly
+  scores = {"x": _matrix(1), "y": _matrix(2, runs=3, games=6)}
+  ours = agg.aggregate_scores(scores, reps=REPS, seed=seed)
+  fn = lambda s: np.array([metrics.aggregate_iqm(s), metrics.aggregate_median(s),
+                           metrics.aggregate_mean(s), metrics.aggregate_optimality_gap(s)])
+  for label, matrix in scores.items():
+    np.random.seed(seed)
+    points, cis = library.get_interval_estimates({label: matrix}, fn, reps=REPS)
+    for i, name in enumerate(agg.AGGREGATES):
+      assert ours[label][name].point == pytest.approx(points[label][i])
+      assert ours[label][name].low == pytest.approx(cis[label][0, i])
+      assert ours[label][name].high == pytest.approx(cis[label][1, i])
+
+
+def test_seeded_bootstrap_restores_the_global_rng():
+  np.random.seed(123)
+  expected = np.random.rand(3)
+  np.random.seed(123)
+  agg.aggregate_scores({"a": _matrix()}, reps=20, seed=5)
+  np.testing.assert_array_equal(np.random.rand(3), expected)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(reps=0), "reps"), (dict(confidence=1.5), "confidence")])
+def test_bad_aggregate_arguments_raise(kwargs, needle):
+  with pytest.raises(ValueError, match=needle):
+    agg.aggregate_scores({"a": _matrix()}, **kwargs)
+
+
+def test_probability_of_improvement_on_common_games(rly):
+  _, metrics = rly
+  scores = agg.ScoreMatrices(
+      matrices={"hi": _matrix(0) + 10.0, "lo": _matrix(1)[:, :3], "mid": _matrix(2)},
+      games={"hi": ["a", "b", "c", "d"], "lo": ["b", "c", "d"], "mid": ["a", "b", "c", "d"]},
+      configs={}, problems=[])
+  out = agg.probability_of_improvement(scores, [("hi", "lo"), ("lo", "hi"), ("mid", "lo")],
+                                       reps=50, seed=0)
+  interval, games = out[("hi", "lo")]
+  assert games == ["b", "c", "d"]
+  assert interval.point == pytest.approx(1.0)
+  assert out[("lo", "hi")][0].point == pytest.approx(0.0)
+  expected = metrics.probability_of_improvement(_matrix(2)[:, 1:], _matrix(1)[:, :3])
+  assert out[("mid", "lo")][0].point == pytest.approx(expected)
+  with pytest.raises(ValueError, match="'nope'"):
+    agg.probability_of_improvement(scores, [("nope", "hi")])
+
+
+def test_performance_profile_is_fraction_of_runs_above_tau():
+  scores = _matrix(4)
+  taus = np.array([0.0, 0.5, 1.0, 2.0])
+  got_taus, profiles, cis = agg.performance_profiles({"a": scores}, taus=taus, reps=50)
+  np.testing.assert_allclose(got_taus, taus)
+  np.testing.assert_allclose(profiles["a"], [(scores > t).mean() for t in taus])
+  assert cis["a"].shape == (2, 4)
+  assert np.all(cis["a"][0] <= profiles["a"] + 1e-12)
+
+
+# -- normalisation --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("game, score, expected", [
+    ("Pong", 14.6, 1.0), ("Pong", -20.7, 0.0), ("Breakout", 16.1, 0.5),
+    ("Asterix", 210.0 + 2 * (8503.3 - 210.0), 2.0)])
+def test_human_normalized_formula(game, score, expected):
+  refs = synthetic_runs.REFERENCES
+  assert agg.human_normalize(game, score, refs) == pytest.approx(expected)
+
+
+def test_game_without_reference_is_named():
+  with pytest.raises(ValueError, match="'AirRaid'"):
+    agg.human_normalize("AirRaid", 1.0, synthetic_runs.REFERENCES)
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+def _good_runs(root, seeds=(0, 1, 2), games=("Pong", "Breakout")):
+  for bottleneck in ("flatten", "gap"):
+    for game in games:
+      for seed in seeds:
+        synthetic_runs.write_run(root, game, seed, [0.0, 5.0, 10.0 + seed],
+                                 bottleneck=bottleneck)
+
+
+def test_load_runs_groups_configs_and_games(tmp_path):
+  _good_runs(str(tmp_path))
+  runs = agg.load_runs(str(tmp_path))
+  assert runs.problems == []
+  assert len(runs.runs) == 12
+  assert [c.label for c in runs.configs] == ["dqn/nature/flatten/x1", "dqn/nature/gap/x1"]
+  assert runs.games == ["Breakout", "Pong"]
+
+
+BAD_LINES = [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not an object"),
+    (json.dumps({"iteration": 3, "game": "Pong"}), "missing field"),
+    (json.dumps(synthetic_runs.record(3, "Pong", 0, float("nan"))), "eval_return"),
+    (json.dumps(synthetic_runs.record(3, "Pong", 0, "high")), "eval_return"),
+    (json.dumps(synthetic_runs.record(-1, "Pong", 0, 1.0)), "iteration"),
+    (json.dumps(synthetic_runs.record(3, "Breakout", 0, 1.0)), "differs"),
+    (json.dumps(synthetic_runs.record(1, "Pong", 0, 1.0)), "repeats line 2"),
+]
+
+
+@pytest.mark.parametrize("line, reason", BAD_LINES)
+def test_malformed_line_skips_the_run_and_names_path_and_line(tmp_path, line, reason):
+  _good_runs(str(tmp_path))
+  path = synthetic_runs.write_run(str(tmp_path), "Pong", 0, [1.0, 2.0, 3.0], name="broken")
+  with open(path, "a", encoding="utf-8") as f:
+    f.write(line + "\n")
+  runs = agg.load_runs(str(tmp_path))
+  assert len(runs.runs) == 12  # The broken run (a 4th Pong flatten seed-0 copy) is skipped.
+  (problem,) = runs.problems
+  assert problem.path == path and problem.line == 4
+  assert reason in problem.message
+  assert f"{path}:4:" in str(problem)
+
+
+def test_empty_and_duplicate_runs_are_reported(tmp_path):
+  _good_runs(str(tmp_path), seeds=(0,), games=("Pong",))
+  empty = os.path.join(str(tmp_path), "empty", "metrics.jsonl")
+  os.makedirs(os.path.dirname(empty))
+  open(empty, "w").close()
+  dup = synthetic_runs.write_run(str(tmp_path), "Pong", 0, [1.0], name="zz_dup")
+  runs = agg.load_runs(str(tmp_path))
+  messages = {p.path: p.message for p in runs.problems}
+  assert "no metrics records" in messages[empty]
+  assert "duplicates" in messages[dup]
+  assert len(runs.runs) == 2
+
+
+@pytest.mark.parametrize("make", ["missing", "empty_dir", "no_metrics"])
+def test_no_runs_raise_a_clear_error(tmp_path, make):
+  root = str(tmp_path / "runs")
+  if make != "missing":
+    os.makedirs(os.path.join(root, "a"))
+  if make == "no_metrics":
+    open(os.path.join(root, "a", "other.txt"), "w").close()
+  with pytest.raises(ValueError, match="metrics.jsonl|does not exist"):
+    agg.load_runs(root)
+
+
+# -- scores ---------------------------------------------------------------------------------------
+
+def test_select_scores_final_or_chosen_iteration(tmp_path):
+  _good_runs(str(tmp_path), seeds=(0, 1))
+  synthetic_runs.write_run(str(tmp_path), "AirRaid", 0, [100.0, 200.0])
+  runs = agg.load_runs(str(tmp_path))
+  rows, problems, missing = agg.select_scores(runs, None, synthetic_runs.REFERENCES)
+  assert missing == ["AirRaid"] and problems == []
+  by_key = {(r.config.bottleneck, r.game, r.seed): r for r in rows}
+  assert by_key[("flatten", "Pong", 1)].score == 11.0
+  assert by_key[("flatten", "Pong", 1)].normalized == pytest.approx((11.0 + 20.7) / 35.3)
+  assert by_key[("flatten", "AirRaid", 0)].normalized is None
+  rows, problems, _ = agg.select_scores(runs, 2, synthetic_runs.REFERENCES)
+  assert {r.iteration for r in rows} == {2}
+  (problem,) = problems  # AirRaid stopped at iteration 1.
+  assert "AirRaid" in problem.path and "no iteration 2" in problem.message
+
+
+def test_score_matrices_are_rectangular_and_report_dropped_seeds(tmp_path):
+  root = str(tmp_path)
+  _good_runs(root, seeds=(0, 1))
+  synthetic_runs.write_run(root, "Pong", 5, [0.0, 1.0, 2.0], bottleneck="gap")
+  synthetic_runs.write_run(root, "AirRaid", 0, [0.0, 1.0, 2.0], bottleneck="gap")
+  runs = agg.load_runs(root)
+  rows, _, _ = agg.select_scores(runs, None, synthetic_runs.REFERENCES)
+  mats = agg.score_matrices(rows, normalized=True)
+  assert mats.games["dqn/nature/gap/x1"] == ["Breakout", "Pong"]  # AirRaid: no reference.
+  assert mats.matrices["dqn/nature/gap/x1"].shape == (2, 2)
+  (dropped,) = mats.problems
+  assert "seed 5" in dropped.message and dropped.path.endswith("metrics.jsonl")
+  pong = [(r.seed, r.normalized) for r in rows
+          if r.game == "Pong" and r.config.bottleneck == "gap" and r.seed != 5]
+  np.testing.assert_allclose(mats.restricted("dqn/nature/gap/x1", ["Pong"])[:, 0],
+                             [v for _, v in sorted(pong)])
+  raw = agg.score_matrices(rows, normalized=False)
+  assert raw.games["dqn/nature/gap/x1"] == ["AirRaid", "Breakout", "Pong"]
+  assert raw.matrices["dqn/nature/gap/x1"].shape == (1, 3)
+
+
+def test_learning_curves_average_seeds(tmp_path):
+  _good_runs(str(tmp_path), seeds=(0, 1), games=("Pong",))
+  curves = agg.learning_curves(agg.load_runs(str(tmp_path)))
+  ((config, game), points), = [kv for kv in curves.items() if kv[0][0].bottleneck == "gap"]
+  assert game == "Pong"
+  assert [p[0] for p in points] == [0, 1, 2]
+  assert points[2][2] == pytest.approx(10.5) and points[2][3:] == (10.0, 11.0, 2)
+  assert points[2][1] == 3000.0
