@@ -1,0 +1,94 @@
+"""DeepMind Control Suite from pixels (dm-control 1.0.50 + MuJoCo 3.17), the pixel-SAC protocol.
+
+84x84 RGB frames from camera 0 (camera 2 for quadruped), a stack of the last 3 frames on the
+channel axis (84x84x9, oldest first, zero-padded at episode start), action repeat per domain
+(cartpole 8, walker and finger 2, others 4; rewards summed over the repeats), continuous
+actions as a float32 BoundedArraySpec. Episodes are the suite's 1000 physics steps, a time limit:
+the LAST step keeps discount 1.
+
+Rendering is the whole cost on a CPU (Mesa). The renderer is chosen before dm_control is
+imported (tfgap.envs.rendering). A batch is a list of envs stepped in turn: Mesa's llvmpipe
+already renders on several threads, so worker processes would not add speed on 2 cores.
+"""
+
+import numpy as np
+from tf_agents.specs import array_spec
+
+from tfgap.envs import core
+from tfgap.envs import rendering
+
+
+def _import_suite():
+  rendering.ensure_renderer()
+  from dm_control import suite  # pylint: disable=g-import-not-at-top
+  return suite
+
+
+class DMCGame:
+  """One dm_control task rendering pixel frames with the protocol's settings."""
+
+  def __init__(self, domain, task, seed, protocol):
+    suite = _import_suite()
+    if (domain, task) not in suite.ALL_TASKS:
+      from tfgap.envs import games  # pylint: disable=g-import-not-at-top
+      raise games.unknown_name_error("DMC task", f"{domain}-{task}",
+                                     [f"{d}-{t}" for d, t in suite.ALL_TASKS])
+    self.env = suite.load(domain, task, task_kwargs={"random": seed})
+    if protocol["shadow_size"] is not None:
+      # Must happen before the first render, which sizes the shadow map.
+      self.env.physics.model.vis.quality.shadowsize = protocol["shadow_size"]
+    self._repeat = protocol["action_repeat"]
+    self._size = protocol["image_size"]
+    self._camera = protocol["camera_id"]
+    spec = self.env.action_spec()
+    self.minimum = spec.minimum.astype(np.float32)
+    self.maximum = spec.maximum.astype(np.float32)
+    self.action_shape = spec.shape
+    self._rendered = False
+
+  def render(self):
+    try:
+      frame = self.env.physics.render(height=self._size, width=self._size,
+                                      camera_id=self._camera)
+    except Exception as e:  # pylint: disable=broad-except
+      if self._rendered:
+        raise
+      raise rendering.RendererUnavailableError(rendering.missing_renderer_message(
+          {rendering.ensure_renderer(): f"{type(e).__name__}: {e}"})) from e
+    self._rendered = True
+    return frame
+
+  def reset(self):
+    self.env.reset()
+    return self.render()
+
+  def step(self, action):
+    action = np.clip(np.asarray(action, np.float64), self.minimum, self.maximum)
+    reward = 0.0
+    step = None
+    for _ in range(self._repeat):
+      step = self.env.step(action)
+      reward += step.reward or 0.0
+      if step.last():
+        break
+    terminated = step.last() and step.discount == 0.0
+    truncated = step.last() and not terminated
+    return self.render(), reward, terminated, truncated, False
+
+  def close(self):
+    env, self.env = self.env, None
+    if env is not None:
+      env.physics.free()
+
+
+def make_dmc(name, domain, task, num_envs, seed, mode, protocol, batched):
+  """Builds a (list-batched) pixel DMC environment."""
+  games = [DMCGame(domain, task, seed + i, protocol) for i in range(num_envs)]
+  size = protocol["image_size"]
+  first = games[0]
+  action_spec = array_spec.BoundedArraySpec(first.action_shape, np.float32, first.minimum,
+                                            first.maximum, name="action")
+  return core.SerialEnv(
+      games, clip_rewards=False, terminal_on_life_loss=False, max_episode_steps=None,
+      suite="dmc", name=name, mode=mode, batched=batched, protocol=protocol, seed=seed,
+      frame_shape=(size, size, 3), stack_size=protocol["stack_size"], action_spec=action_spec)
