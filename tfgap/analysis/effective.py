@@ -1,0 +1,148 @@
+"""Effective parameters and effective density of a network's bottleneck.
+
+The paper's argument is about the connection between the encoder's feature map (H x W x C) and
+the dense head psi. Flatten gives it H*W*C*dim(psi) weights; the alternatives shrink it:
+
+- flatten: psi's first-layer kernel(s), H*W*C*dim(psi) (density 1);
+- pruned: the same kernel(s), counting only entries their pruning mask keeps (density 1 - s);
+- gap: psi's first-layer kernel(s) on the pooled channels, C*dim(psi) (density 1/(H*W));
+- softmoe / tokenize: their shared per-token weights (router, experts / token MLP, patch
+  embedding), counted once although every token uses them, as in tfgap.networks.accounting.
+
+effective density = live / dense-equivalent, the dense-equivalent being the flatten connection of
+the same feature map, H*W*C*dim(psi) per psi stream (two with dueling). dim(psi) is the width of
+psi's first layer, or for softmoe/tokenize the per-token hidden width (512 by default), since they
+replace psi's penultimate layer.
+
+Counting reuses tfgap.networks.accounting (layer_params: trainable weights and mask non-zeros;
+psi_input_weights: psi's first-layer kernels).
+"""
+
+import dataclasses
+import math
+from typing import Tuple
+
+import numpy as np
+import tensorflow as tf
+
+TOKEN_BOTTLENECKS = ("softmoe", "tokenize")
+
+
+@dataclasses.dataclass
+class EffectiveParameters:
+  """Effective parameters of one network's bottleneck connection.
+
+  Attributes:
+    bottleneck: the network's bottleneck name.
+    feature_shape: (H, W, C) of the encoder's feature map.
+    psi_width: dim(psi) used for the dense-equivalent.
+    streams: psi streams fed by the bottleneck (2 with dueling).
+    live: live weights of the connection (see module docstring).
+    total: the same weights counting masked-out entries.
+    dense_equivalent: H*W*C*psi_width*streams.
+    density: live / dense_equivalent.
+    psi_input_weights: psi's first-layer kernel entries (also for softmoe/tokenize, whose
+      flattened tokens feed psi's output layer), masks not applied.
+  """
+  bottleneck: str
+  feature_shape: Tuple[int, int, int]
+  psi_width: int
+  streams: int
+  live: int
+  total: int
+  dense_equivalent: int
+  density: float
+  psi_input_weights: int
+
+  def as_dict(self):
+    return dataclasses.asdict(self)
+
+
+def _accounting():
+  from tfgap.networks import accounting  # pylint: disable=g-import-not-at-top
+  from tfgap.networks import common  # pylint: disable=g-import-not-at-top
+  return accounting, common
+
+
+def _feature_shape(network, observation_shape):
+  shape = getattr(network, "_feature_shape", None)
+  if shape is not None and observation_shape is None:
+    return tuple(int(s) for s in shape)
+  if observation_shape is None:
+    spec = getattr(network, "input_tensor_spec", None)
+    if isinstance(spec, (tuple, list)):  # Critic: (observation, action).
+      spec = spec[0]
+    if spec is None:
+      raise ValueError(f"cannot tell the observation shape of {type(network).__name__}; "
+                       "accepted: a network with input_tensor_spec, or observation_shape=(H, W, C)")
+    observation_shape = tuple(spec.shape.as_list())
+  features = network.encode(tf.zeros((1,) + tuple(observation_shape), tf.uint8))
+  if features.shape.rank != 4:
+    raise ValueError(f"net.encode returned shape {features.shape}; accepted: [B, H, W, C]")
+  return tuple(int(s) for s in features.shape[1:])
+
+
+def _first_psi_layers(network, psi):
+  head = getattr(network, "_head", None)
+  streams = getattr(head, "streams", None)
+  if streams:
+    return [stream[0] for stream in streams if stream]
+  if not psi:
+    raise ValueError("network.parts()['psi'] is empty; accepted: a network with a dense head")
+  return [psi[0]]
+
+
+def effective_parameters(network, observation_shape=None):
+  """Live and dense-equivalent weights of the bottleneck connection.
+
+  Args:
+    network: a tfgap network (or any object with `parts()`, `encode()` and `bottleneck_name`).
+    observation_shape: (H, W, C) of one observation; default from the network.
+
+  Returns:
+    `EffectiveParameters`.
+
+  Raises:
+    ValueError: when the network lacks the contract methods or its bottleneck is unknown.
+  """
+  for attr in ("parts", "encode"):
+    if not hasattr(network, attr):
+      raise ValueError(f"network {type(network).__name__} has no {attr}(); accepted: tfgap "
+                       "networks (parts/encode contract)")
+  accounting, common = _accounting()
+  name = getattr(network, "bottleneck_name", None)
+  parts = network.parts()
+  h, w, c = _feature_shape(network, observation_shape)
+  first = _first_psi_layers(network, parts.get("psi", []))
+  units = [int(common.unwrap(layer).units) for layer in first]
+  psi_input = sum(int(np.prod(common.unwrap(l).trainable_weights[0].shape)) for l in first)
+  if name in TOKEN_BOTTLENECKS:
+    layers = parts["bottleneck"]
+    counts = [accounting.layer_params(layer) for layer in layers]
+    total = sum(p for p, _ in counts)
+    live = sum(l for _, l in counts)
+    widths = [getattr(l, "expert_hidden", None) or getattr(l, "hidden_units", None)
+              for l in layers]
+    width = next((int(v) for v in widths if v), units[0])
+    streams = 1
+  elif name in ("flatten", "gap", "pruned"):
+    total = psi_input
+    live = total
+    for layer in first:
+      if common.is_pruned(layer) and layer.built:
+        for weight, mask, _ in layer.pruning_vars:
+          live -= int(np.prod(weight.shape)) - int(np.count_nonzero(mask.numpy()))
+    width = units[0]
+    streams = len(first)
+  else:
+    raise ValueError(f"bottleneck {name!r} is unknown; accepted: flatten, gap, pruned, softmoe, "
+                     "tokenize")
+  dense_equivalent = h * w * c * width * streams
+  return EffectiveParameters(
+      bottleneck=name, feature_shape=(h, w, c), psi_width=width, streams=streams, live=int(live),
+      total=int(total), dense_equivalent=int(dense_equivalent),
+      density=float(live) / dense_equivalent if dense_equivalent else math.nan,
+      psi_input_weights=int(psi_input))
+
+
+__all__ = ["EffectiveParameters", "effective_parameters", "TOKEN_BOTTLENECKS"]
