@@ -31,12 +31,16 @@ class NoisyDense(keras.layers.Layer):
   def build(self, input_shape):
     p = int(tf.TensorShape(input_shape)[-1])
     bound = 1.0 / math.sqrt(p)
-    uniform = keras.initializers.RandomUniform(-bound, bound)
-    sigma = keras.initializers.Constant(self.sigma0 / math.sqrt(p))
-    self.kernel_mu = self.add_weight("kernel_mu", shape=[p, self.units], initializer=uniform)
-    self.kernel_sigma = self.add_weight("kernel_sigma", shape=[p, self.units], initializer=sigma)
-    self.bias_mu = self.add_weight("bias_mu", shape=[self.units], initializer=uniform)
-    self.bias_sigma = self.add_weight("bias_sigma", shape=[self.units], initializer=sigma)
+    sigma = self.sigma0 / math.sqrt(p)
+    # A fresh initializer per weight: Keras warns that a reused unseeded one repeats its values.
+    self.kernel_mu = self.add_weight("kernel_mu", shape=[p, self.units],
+                                     initializer=keras.initializers.RandomUniform(-bound, bound))
+    self.kernel_sigma = self.add_weight("kernel_sigma", shape=[p, self.units],
+                                        initializer=keras.initializers.Constant(sigma))
+    self.bias_mu = self.add_weight("bias_mu", shape=[self.units],
+                                   initializer=keras.initializers.RandomUniform(-bound, bound))
+    self.bias_sigma = self.add_weight("bias_sigma", shape=[self.units],
+                                      initializer=keras.initializers.Constant(sigma))
     self.noise_enabled = self.add_weight(
         "noise_enabled", shape=[], initializer="ones", trainable=False)
     super().build(input_shape)

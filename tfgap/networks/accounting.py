@@ -1,0 +1,104 @@
+"""Parameter and FLOP accounting per part (phi, bottleneck, psi).
+
+Conventions:
+- params: trainable parameters (masks, thresholds, pruning steps and noise switches excluded).
+- live: trainable parameters that are not masked out. Under gradual magnitude pruning a pruned
+  kernel counts its mask's non-zeros; every other weight is live. For softmoe/tokenize the live
+  parameters are their shared per-token weights (router, experts, token MLP), counted once
+  although they are applied to every token; GAP and flatten have none.
+- flops: forward FLOPs per example = 2 x multiply-accumulates of convolutions, dense layers and
+  einsums (router logits, dispatch, experts, combine; noisy layers count both matmuls). Bias adds,
+  activations, pooling, softmax and normalisation are not counted. Pruned layers are counted dense
+  (that is what TensorFlow executes).
+"""
+
+import numpy as np
+
+from tfgap.networks import common
+
+PARTS = ("phi", "bottleneck", "psi")
+
+
+def _trainable(layer):
+  return list(common.unwrap(layer).trainable_weights)
+
+
+def layer_params(layer):
+  """(params, live) of one layer (pruning wrappers count their masks' non-zeros)."""
+  weights = _trainable(layer)
+  params = int(sum(np.prod(w.shape) for w in weights))
+  live = params
+  if common.is_pruned(layer) and layer.built:
+    for weight, mask, _ in layer.pruning_vars:
+      live -= int(np.prod(weight.shape)) - int(np.count_nonzero(mask.numpy()))
+  return params, live
+
+
+def _costs(obj):
+  if hasattr(obj, "layer_costs"):
+    if hasattr(obj, "create_variables"):
+      obj.create_variables()
+    return obj.layer_costs()
+  from tfgap.compat import keras  # pylint: disable=g-import-not-at-top
+  if isinstance(obj, keras.Model):
+    phi, bottleneck, psi = (obj.get_layer(n) for n in PARTS)
+    costs_phi, fmap = phi.layer_costs(tuple(obj.input_shape[1:]))
+    costs_b, (dim,) = bottleneck.layer_costs(fmap)
+    costs_psi, _ = psi.layer_costs((dim,))
+    return {"phi": costs_phi, "bottleneck": costs_b, "psi": costs_psi}
+  raise ValueError(
+      f"account() needs a tfgap network or a model from build_keras_model; got {obj!r}.")
+
+
+def account(obj):
+  """Per-part and per-layer accounting of a tfgap network or Keras model.
+
+  Args:
+    obj: a network from the tfgap builders (variables are created if needed) or a model from
+      `build_keras_model`.
+
+  Returns:
+    {"parts": {part: {"params", "live", "flops"}}, "total": {...}, "layers": [{"part", "layer",
+    "params", "live", "flops"}]}.
+  """
+  costs = _costs(obj)
+  rows, parts = [], {}
+  for part in PARTS:
+    totals = {"params": 0, "live": 0, "flops": 0}
+    for layer, flops in costs[part]:
+      params, live = layer_params(layer)
+      rows.append({"part": part, "layer": common.unwrap(layer).name, "params": params,
+                   "live": live, "flops": int(flops)})
+      totals["params"] += params
+      totals["live"] += live
+      totals["flops"] += int(flops)
+    parts[part] = totals
+  total = {k: sum(p[k] for p in parts.values()) for k in ("params", "live", "flops")}
+  return {"parts": parts, "total": total, "layers": rows}
+
+
+def psi_input_weights(obj):
+  """Weights of psi's first layer(s): the connection the paper's bottleneck argument is about."""
+  parts = obj.parts()
+  first = []
+  head = getattr(obj, "_head", None)
+  if head is not None:
+    first = [stream[0] for stream in head.streams if stream]
+  else:
+    first = parts["psi"][:1]
+  return sum(int(np.prod(common.unwrap(l).trainable_weights[0].shape)) for l in first)
+
+
+def format_table(result, per_layer=False):
+  """Markdown table of `account()`'s result."""
+  lines = ["| part | params | live | FLOPs (fwd/example) |", "|---|---:|---:|---:|"]
+  if per_layer:
+    for r in result["layers"]:
+      lines.append(f"| {r['part']}/{r['layer']} | {r['params']:,} | {r['live']:,} | "
+                   f"{r['flops']:,} |")
+  for part in PARTS:
+    p = result["parts"][part]
+    lines.append(f"| {part} | {p['params']:,} | {p['live']:,} | {p['flops']:,} |")
+  t = result["total"]
+  lines.append(f"| **total** | {t['params']:,} | {t['live']:,} | {t['flops']:,} |")
+  return "\n".join(lines)
