@@ -1,1 +1,39 @@
-"""tfgap.agents."""
+"""tfgap.agents: DQN, Rainbow and DER as TF-Agents agents with compiled updates.
+
+    from tfgap import agents, networks
+    net = networks.build_q_network(obs_spec, action_spec, encoder="nature", bottleneck="gap")
+    agent = agents.DQNAgent(time_step_spec, action_spec, net)
+    loss, priorities = agent.update(replay.sample(agent.batch_size))   # compiled update
+    actions = agent.act(observations, epsilon=agent.epsilon_at(env_steps))  # compiled acting
+    agent.policy, agent.collect_policy                                   # TF-Agents policies
+
+Rainbow/DER take `networks.build_categorical_q_network(..., dueling=True, noisy=...)`.
+"""
+
+from tfgap.agents.base import default_jit_compile
+from tfgap.agents.base import resolve_jit_compile
+from tfgap.agents.dqn import DQNAgent
+from tfgap.agents.rainbow import DERAgent
+from tfgap.agents.rainbow import RainbowAgent
+from tfgap.agents.schedules import linearly_decaying_epsilon
+from tfgap.agents.schedules import LinearEpsilon
+
+# Agent name -> (class, kind of network it takes: "q" or "categorical").
+AGENTS = {
+    "dqn": (DQNAgent, "q"),
+    "rainbow": (RainbowAgent, "categorical"),
+    "der": (DERAgent, "categorical"),
+}
+
+
+def agent_class(name):
+  """(class, network kind) of an agent name; ValueError naming the accepted names."""
+  key = str(name).lower()
+  if key not in AGENTS:
+    raise ValueError(f"agent {name!r} is unknown; accepted: {sorted(AGENTS)}.")
+  return AGENTS[key]
+
+
+__all__ = ["DQNAgent", "RainbowAgent", "DERAgent", "AGENTS", "agent_class",
+           "linearly_decaying_epsilon", "LinearEpsilon", "default_jit_compile",
+           "resolve_jit_compile"]

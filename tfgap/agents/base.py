@@ -1,0 +1,252 @@
+"""What tfgap adds to TF-Agents' DQN-family agents: a compiled update fed by replay batches and a
+compiled epsilon-greedy actor.
+
+TF-Agents' `agent.train(experience)` takes `[B, n+1]` trajectories, converts them to n-step
+transitions and runs the loss; it keeps working on tfgap agents. `agent.update(batch)` is the fast
+path used by `tfgap.launch.train`: one `tf.function` (XLA when `jit_compile`) that takes the
+numpy batch `tfgap.replay.ReplayBuffer.sample` returns (uint8 observations, action, n-step return,
+bootstrap discount, uint8 next observations, importance weights), computes the loss, applies the
+optimizer, counts the update, refreshes the target network every `target_update_period` agent
+steps and pins the pruning step of pruned networks to the update count. It returns the loss and
+per-sample priorities for prioritized replay. Summaries are never written inside it (XLA has no
+summary ops); the caller writes them from the returned values.
+"""
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+from tfgap.agents import schedules
+from tfgap.networks import pruning as pruning_lib
+
+BATCH_KEYS = ("observation", "action", "reward", "discount", "next_observation", "weights")
+
+
+def default_jit_compile():
+  """XLA where it pays: on a GPU. On CPUs plain tf.function was measured faster (STACK.md)."""
+  return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_jit_compile(jit_compile):
+  """`None` -> `default_jit_compile()`; True/False as given; anything else a ValueError."""
+  if jit_compile is None:
+    return default_jit_compile()
+  if not isinstance(jit_compile, (bool, np.bool_)):
+    raise ValueError(f"jit_compile={jit_compile!r} is not accepted; accepted: None (XLA on GPU, "
+                     "plain tf.function on CPU), True or False.")
+  return bool(jit_compile)
+
+
+def check_int(name, value, low):
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    raise ValueError(f"{name}={value!r} is not accepted: {name} must be an integer >= {low}.")
+  return int(value)
+
+
+def check_float(name, value, low, high=None, low_open=False):
+  bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value)
+  if not bad:
+    bad = value <= low if low_open else value < low
+    bad = bad or (high is not None and value > high)
+  if bad:
+    lo = f"> {low}" if low_open else f">= {low}"
+    hi = f" and <= {high}" if high is not None else ""
+    raise ValueError(f"{name}={value!r} is not accepted: {name} must be a number {lo}{hi}.")
+  return float(value)
+
+
+class CompiledUpdateMixin:
+  """Mixin for DqnAgent subclasses: `update`, `act`, exploration and replay settings.
+
+  Subclasses call `_init_settings` before the TF-Agents constructor (the collect policy reads the
+  epsilon variable) and `_init_compiled` after it, and implement `_loss_and_priorities`.
+  """
+
+  def _init_settings(self, *, gamma, n_step, update_period, target_update_period,
+                     min_replay_history, batch_size, epsilon_train, epsilon_eval,
+                     epsilon_decay_period, double, jit_compile, seed):
+    self.gamma = check_float("gamma", gamma, 0.0, 1.0)
+    self.n_step = check_int("n_step", n_step, 1)
+    self.update_period = check_int("update_period", update_period, 1)
+    self.target_update_period = check_int("target_update_period", target_update_period, 1)
+    self.min_replay_history = check_int("min_replay_history", min_replay_history, 0)
+    self.batch_size = check_int("batch_size", batch_size, 1)
+    self.epsilon_train = check_float("epsilon_train", epsilon_train, 0.0, 1.0)
+    self.epsilon_eval = check_float("epsilon_eval", epsilon_eval, 0.0, 1.0)
+    self.epsilon_decay_period = check_int("epsilon_decay_period", epsilon_decay_period, 1)
+    self.double = bool(double)
+    self.jit_compile = resolve_jit_compile(jit_compile)
+    self.seed = check_int("seed", seed, 0)
+    # Dopamine counts the target period in agent steps; one update happens every update_period
+    # steps, so the target is refreshed every target_update_period / update_period updates.
+    self.target_update_updates = max(1, int(round(target_update_period / update_period)))
+    self.epsilon_schedule = schedules.LinearEpsilon(
+        self.epsilon_decay_period, self.min_replay_history, self.epsilon_train)
+    # Read by the collect policy (TF-Agents' EpsilonGreedyPolicy takes a callable) and by `act`.
+    self.epsilon = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="epsilon")
+    self.act_rng = tf.random.Generator.from_seed(self.seed + 7919)
+
+  def _init_compiled(self):
+    self._target_period = tf.constant(self.target_update_updates, tf.int64)
+    self._pruned = bool(pruning_lib.pruning_wrappers(self._q_network))
+    if self._pruned:
+      pruning_lib.initialize_pruning(self._q_network)
+      pruning_lib.initialize_pruning(self._target_q_network)
+    obs_spec = self.time_step_spec.observation
+    obs = tf.TensorSpec([None] + obs_spec.shape.as_list(), obs_spec.dtype)
+    vec = tf.TensorSpec([None], tf.float32)
+    self._update_fn = tf.function(
+        self._update_step,
+        input_signature=[obs, tf.TensorSpec([None], tf.int32), vec, vec, obs, vec],
+        jit_compile=self.jit_compile)
+    # Acting runs on tiny batches where compilation does not pay; plain graph mode.
+    self._act_fn = tf.function(
+        self._act_step, input_signature=[obs, tf.TensorSpec([], tf.float32)])
+    spec = tf.nest.flatten(self.action_spec)[0]
+    self._action_dtype = spec.dtype.as_numpy_dtype
+    self._num_actions_int = int(spec.maximum) - int(spec.minimum) + 1
+    self._obs_dtype = obs_spec.dtype.as_numpy_dtype
+    build = getattr(self._optimizer, "build", None)
+    if callable(build):
+      # Slots exist from the start, so a checkpoint restores them before the first update.
+      build(self._q_network.trainable_variables)
+    self._copy_to_target()
+
+  # ---------------------------------------------------------------- public API
+
+  @property
+  def q_network(self):
+    return self._q_network
+
+  @property
+  def target_q_network(self):
+    return self._target_q_network
+
+  @property
+  def optimizer(self):
+    return self._optimizer
+
+  @property
+  def num_actions(self):
+    return self._num_actions_int
+
+  @property
+  def pruned(self):
+    """True when the online network has tfmot pruning wrappers (bottleneck 'pruned')."""
+    return self._pruned
+
+  def epsilon_at(self, env_steps):
+    """The training epsilon after `env_steps` agent steps (Dopamine's linear decay)."""
+    return self.epsilon_schedule(env_steps)
+
+  def update(self, batch):
+    """One compiled gradient update on a replay batch.
+
+    Args:
+      batch: mapping with `observation` and `next_observation` `[B, ...]` (observation dtype,
+        uint8 for pixels), `action` `[B]` int, `reward` `[B]` n-step returns, `discount` `[B]`
+        bootstrap discounts and optionally `weights` `[B]` importance weights (ones if absent).
+        `tfgap.replay.ReplayBuffer.sample()` returns exactly this.
+
+    Returns:
+      `(loss, priorities)` tensors: the scalar loss and `[B]` per-sample priorities (|TD error|
+      for DQN, the C51 cross-entropy for Rainbow/DER).
+    """
+    missing = [k for k in BATCH_KEYS[:5] if k not in batch]
+    if missing:
+      raise ValueError(f"batch lacks {missing}; accepted keys: {list(BATCH_KEYS)} (as returned "
+                       "by tfgap.replay.ReplayBuffer.sample).")
+    observation = np.asarray(batch["observation"], self._obs_dtype)
+    weights = batch.get("weights")
+    if weights is None:
+      weights = np.ones(observation.shape[0], np.float32)
+    return self._update_fn(
+        observation, np.asarray(batch["action"], np.int32),
+        np.asarray(batch["reward"], np.float32), np.asarray(batch["discount"], np.float32),
+        np.asarray(batch["next_observation"], self._obs_dtype),
+        np.asarray(weights, np.float32))
+
+  def act(self, observation, epsilon=None):
+    """Epsilon-greedy actions for a batch of observations (compiled).
+
+    Same semantics as `collect_policy`: with probability epsilon a uniformly random action, else
+    the greedy action of the online network (argmax Q; for C51 the expected value over atoms).
+
+    Args:
+      observation: `[N, ...]` batch (numpy or tensor).
+      epsilon: exploration rate; None uses the `epsilon` variable (what `collect_policy` uses).
+
+    Returns:
+      numpy `[N]` actions of the action spec's dtype.
+    """
+    eps = self.epsilon if epsilon is None else tf.constant(epsilon, tf.float32)
+    actions = self._act_fn(tf.convert_to_tensor(observation, self._obs_dtype), eps)
+    return actions.numpy()
+
+  def greedy_q_values(self, observation, training=False):
+    """Q-values `[N, A]` of the online network (C51: expectation over the support)."""
+    out, _ = self._q_network(observation, training=training)
+    return self._q_values_from_output(out)
+
+  # ---------------------------------------------------------------- compiled bodies
+
+  def _q_values_from_output(self, output):
+    return output
+
+  def _loss_and_priorities(self, output, action, reward, discount, next_online, next_target,
+                           weights):
+    raise NotImplementedError
+
+  def _update_step(self, observation, action, reward, discount, next_observation, weights):
+    if self._pruned:
+      # The training-mode call below advances the step to train_step + 1, as Keras' fit would
+      # for its (train_step + 1)-th batch: masks follow the update count, not call counts.
+      pruning_lib.set_pruning_step(self._q_network, self.train_step_counter)
+    next_target, _ = self._target_q_network(next_observation, training=False)
+    next_online = None
+    if self.double:
+      next_online, _ = self._q_network(next_observation, training=False)
+    variables = self._q_network.trainable_variables
+    with tf.GradientTape() as tape:
+      output, _ = self._q_network(observation, training=True)
+      loss, priorities = self._loss_and_priorities(
+          output, action, reward, discount, next_online, next_target, weights)
+    grads = tape.gradient(loss, variables)
+    if self._gradient_clipping is not None:
+      grads, _ = tf.clip_by_global_norm(grads, self._gradient_clipping)
+    self._optimizer.apply_gradients(zip(grads, variables))
+    step = self.train_step_counter.assign_add(1)
+    tf.cond(tf.equal(tf.math.floormod(tf.cast(step, tf.int64), self._target_period), 0),
+            self._copy_to_target_op, tf.no_op)
+    return loss, priorities
+
+  def _copy_to_target_op(self):
+    for source, target in zip(self._q_network.variables, self._target_q_network.variables):
+      target.assign(source)
+    return tf.no_op()
+
+  def _copy_to_target(self):
+    """Makes the target network equal the online network (masks and pruning steps included)."""
+    sources, targets = self._q_network.variables, self._target_q_network.variables
+    if len(sources) != len(targets):
+      raise ValueError(f"online and target networks differ: {len(sources)} vs {len(targets)} "
+                       "variables.")
+    for source, target in zip(sources, targets):
+      target.assign(source)
+
+  def _act_step(self, observation, epsilon):
+    values = self.greedy_q_values(observation)
+    greedy = tf.argmax(values, axis=-1, output_type=tf.int64)
+    n = tf.shape(observation)[0:1]
+    random_actions = self.act_rng.uniform(n, 0, self._num_actions_int, dtype=tf.int64)
+    explore = self.act_rng.uniform(n) < epsilon
+    return tf.cast(tf.where(explore, random_actions, greedy), self._action_dtype)
+
+
+def make_optimizer(learning_rate, adam_epsilon):
+  """Adam as Dopamine configures it (lr, eps; no gradient clipping)."""
+  from tfgap.compat import keras  # pylint: disable=g-import-not-at-top
+  check_float("learning_rate", learning_rate, 0.0, low_open=True)
+  check_float("adam_epsilon", adam_epsilon, 0.0, low_open=True)
+  return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=adam_epsilon)

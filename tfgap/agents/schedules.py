@@ -1,0 +1,54 @@
+"""Exploration schedules."""
+
+import numbers
+
+
+def _check(name, value, low, integer=False, high=None):
+  kind = numbers.Integral if integer else numbers.Real
+  if isinstance(value, bool) or not isinstance(value, kind) or value < low or (
+      high is not None and value > high):
+    bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+    raise ValueError(
+        f"{name}={value!r} is not accepted: {name} must be {'an integer' if integer else 'a number'}"
+        f" {bound}.")
+  return value
+
+
+def linearly_decaying_epsilon(step, decay_period, warmup_steps, epsilon):
+  """Dopamine's epsilon schedule: 1 during warm-up, then linear decay to `epsilon`.
+
+  epsilon(t) = epsilon + clip((1 - epsilon) * (decay_period + warmup_steps - t) / decay_period,
+  0, 1 - epsilon). With Dopamine's DQN settings (warm-up 20k steps = min replay history, decay over
+  250k steps, final 0.01) exploration is uniform until learning starts, then decays.
+
+  Args:
+    step: agent steps taken so far (env steps, summed over parallel envs).
+    decay_period: steps over which epsilon decays (> 0).
+    warmup_steps: steps at epsilon 1 before the decay starts (>= 0).
+    epsilon: final value in [0, 1].
+
+  Returns:
+    float epsilon.
+  """
+  _check("decay_period", decay_period, 1, integer=True)
+  _check("warmup_steps", warmup_steps, 0, integer=True)
+  _check("epsilon", epsilon, 0.0, high=1.0)
+  steps_left = decay_period + warmup_steps - step
+  bonus = (1.0 - epsilon) * steps_left / decay_period
+  return float(epsilon + min(max(bonus, 0.0), 1.0 - epsilon))
+
+
+class LinearEpsilon:
+  """`linearly_decaying_epsilon` with its settings bound: `schedule(step)` -> epsilon."""
+
+  def __init__(self, decay_period, warmup_steps, epsilon):
+    self.decay_period = _check("decay_period", decay_period, 1, integer=True)
+    self.warmup_steps = _check("warmup_steps", warmup_steps, 0, integer=True)
+    self.epsilon = float(_check("epsilon", epsilon, 0.0, high=1.0))
+
+  def __call__(self, step):
+    return linearly_decaying_epsilon(step, self.decay_period, self.warmup_steps, self.epsilon)
+
+  def __repr__(self):
+    return (f"LinearEpsilon(decay_period={self.decay_period}, warmup_steps={self.warmup_steps}, "
+            f"epsilon={self.epsilon})")
