@@ -14,24 +14,25 @@ from tfgap.compat import keras
 
 
 def check_name(kind, value, accepted):
-  """Returns `value` (lower-cased) if it is one of `accepted`, else raises ValueError.
+  """Returns the accepted name equal to `value` ignoring case, else raises ValueError.
 
   Args:
     kind: what the name names, e.g. "encoder" (used in the message).
     value: the name given by the user.
-    accepted: iterable of accepted names.
+    accepted: iterable of accepted names (returned in this spelling).
 
   Raises:
     ValueError: naming the value, the accepted names and the closest matches.
   """
   accepted = list(accepted)
-  if isinstance(value, str) and value.lower() in accepted:
-    return value.lower()
+  by_lower = {a.lower(): a for a in accepted}
+  if isinstance(value, str) and value.lower() in by_lower:
+    return by_lower[value.lower()]
   hint = ""
   if isinstance(value, str):
-    close = difflib.get_close_matches(value.lower(), accepted, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.5)
     if close:
-      hint = f" Did you mean {' or '.join(repr(c) for c in close)}?"
+      hint = f" Did you mean {' or '.join(repr(by_lower[c]) for c in close)}?"
   raise ValueError(f"Unknown {kind} {value!r}; accepted: {', '.join(map(repr, accepted))}.{hint}")
 
 

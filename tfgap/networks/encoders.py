@@ -10,7 +10,7 @@ from tfgap.compat import keras
 from tfgap.networks import common
 
 ENCODERS = ("nature", "impala")
-PADDINGS = ("same", "valid")
+PADDINGS = ("SAME", "VALID")
 
 # Nature CNN (Mnih et al. 2015): (channels, kernel, stride) per conv.
 NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
@@ -20,10 +20,9 @@ IMPALA_CHANNELS = 32
 
 
 def _check_common(width_scale, padding):
+  """Checks the scale and returns the padding in Keras' spelling ("same"/"valid")."""
   common.check_positive("width_scale", width_scale)
-  if not isinstance(padding, str):
-    common.check_name("padding", padding, PADDINGS)
-  return common.check_name("padding", padding.lower(), PADDINGS)
+  return common.check_name("padding", padding, PADDINGS).lower()
 
 
 class NatureEncoder(common.Layer):
