@@ -22,6 +22,7 @@ class TinyQNet:
     self.width_scale = 1.0
     self.num_atoms = num_atoms
     self.input_shape = tuple(input_shape)
+    self.input_tensor_spec = tf.TensorSpec(self.input_shape, tf.uint8)
     self.rescale = keras.layers.Rescaling(1.0 / 255.0, name="rescale")
     self.convs = [keras.layers.Conv2D(f, 3, strides=s, padding="same", activation="relu",
                                       name=f"conv{i}")

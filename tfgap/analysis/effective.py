@@ -127,11 +127,9 @@ def effective_parameters(network, observation_shape=None):
     streams = 1
   elif name in ("flatten", "gap", "pruned"):
     total = psi_input
-    live = total
-    for layer in first:
-      if common.is_pruned(layer) and layer.built:
-        for weight, mask, _ in layer.pruning_vars:
-          live -= int(np.prod(weight.shape)) - int(np.count_nonzero(mask.numpy()))
+    # accounting.layer_params' params - live = the entries the layer's pruning masks removed.
+    masked = sum(p - l for p, l in (accounting.layer_params(layer) for layer in first))
+    live = total - masked
     width = units[0]
     streams = len(first)
   else:

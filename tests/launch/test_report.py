@@ -1,0 +1,215 @@
+"""`python -m tfgap.launch.report` on synthetic run directories."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.stats
+from matplotlib import image as mpimg
+
+from tests.analysis import synthetic_runs
+from tests.analysis import tiny_nets
+from tfgap.launch import report
+
+REPS = 40
+PNGS = ("aggregate_vs_width.png", "learning_curves.png", "dormant.png",
+        "performance_profiles.png")
+CSVS = ("raw_scores.csv", "game_scores.csv", "aggregates.csv", "learning_curves.csv",
+        "dormant.csv", "probability_of_improvement.csv")
+
+
+def _final(game, bottleneck, scale, seed):
+  """A deterministic final score per run (gap improves with scale, flatten degrades)."""
+  base = {"Pong": 0.0, "Breakout": 10.0, "AirRaid": 1000.0}[game]
+  trend = scale if bottleneck == "gap" else 1.0 / scale
+  return base + 5.0 * trend + seed
+
+
+def _make_runs(root, seeds=(0, 1, 2)):
+  for bottleneck in ("flatten", "gap"):
+    for scale in (1.0, 2.0):
+      for game in ("Pong", "Breakout", "AirRaid"):
+        for seed in seeds:
+          final = _final(game, bottleneck, scale, seed)
+          synthetic_runs.write_run(root, game, seed, [final - 2.0, final - 1.0, final],
+                                   bottleneck=bottleneck, width_scale=scale)
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("runs"))
+  _make_runs(root)
+  broken = synthetic_runs.write_run(root, "Pong", 9, [1.0, 2.0], name="zz_broken", width_scale=4.0)
+  with open(broken, "a", encoding="utf-8") as f:
+    f.write('{"iteration": 2, "game": "Pong", "eval_return": \n')
+  refs = os.path.join(root, "..", "refs.json")
+  with open(refs, "w", encoding="utf-8") as f:
+    json.dump({k: list(v) for k, v in synthetic_runs.REFERENCES.items()}, f)
+  return root, broken, os.path.abspath(refs)
+
+
+@pytest.fixture(scope="module")
+def cli_result(runs_dir, tmp_path_factory):
+  root, broken, refs = runs_dir
+  out = str(tmp_path_factory.mktemp("report"))
+  code = report.main([root, "--out", out, "--reps", str(REPS), "--references", refs])
+  return code, out, broken
+
+
+def _read_csv(path):
+  with open(path, newline="", encoding="utf-8") as f:
+    return list(csv.DictReader(f))
+
+
+def test_report_writes_markdown_csvs_and_pngs(cli_result):
+  code, out, _ = cli_result
+  assert code == 0
+  for name in PNGS:
+    image = mpimg.imread(os.path.join(out, name))
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+  for name in CSVS:
+    assert len(_read_csv(os.path.join(out, name))) > 0, name
+  text = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+  for name in PNGS:
+    assert f"]({name})" in text
+
+
+def test_malformed_run_is_named_with_its_line(cli_result, capsys):
+  _, out, broken = cli_result
+  text = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+  assert f"{broken}:3: not valid JSON" in text
+  raw = _read_csv(os.path.join(out, "raw_scores.csv"))
+  assert all(r["path"] != broken for r in raw)
+  assert {float(r["width_scale"]) for r in raw} == {1.0, 2.0}  # The broken x4 run is left out.
+
+
+def test_games_without_reference_only_in_raw_tables(cli_result):
+  _, out, _ = cli_result
+  text = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+  assert "Games without human reference scores" in text and "AirRaid" in text
+  raw = _read_csv(os.path.join(out, "raw_scores.csv"))
+  airraid = [r for r in raw if r["game"] == "AirRaid"]
+  assert len(airraid) == 12 and all(r["human_normalized"] == "" for r in airraid)
+  aggregates = _read_csv(os.path.join(out, "aggregates.csv"))
+  assert len(aggregates) == 4 and all(r["games"] == "2" for r in aggregates)
+
+
+@pytest.mark.parametrize("bottleneck, scale", [("flatten", 1.0), ("gap", 2.0)])
+def test_aggregate_csv_iqm_matches_trim_mean_of_normalised_scores(cli_result, bottleneck, scale):
+  _, out, _ = cli_result
+  refs = synthetic_runs.REFERENCES
+  scores = [(_final(g, bottleneck, scale, s) - refs[g][0]) / (refs[g][1] - refs[g][0])
+            for g in ("Pong", "Breakout") for s in (0, 1, 2)]
+  (row,) = [r for r in _read_csv(os.path.join(out, "aggregates.csv"))
+            if r["bottleneck"] == bottleneck and float(r["width_scale"]) == scale]
+  assert float(row["IQM"]) == pytest.approx(scipy.stats.trim_mean(scores, 0.25))
+  assert float(row["Mean"]) == pytest.approx(np.mean(scores))
+  assert float(row["IQM low"]) <= float(row["IQM"]) <= float(row["IQM high"])
+
+
+def test_probability_of_improvement_compares_with_flatten(cli_result):
+  _, out, _ = cli_result
+  rows = {(r["X"], r["Y"]): float(r["P(X>Y)"])
+          for r in _read_csv(os.path.join(out, "probability_of_improvement.csv"))}
+  # At x2 gap scores 10 + seed vs flatten's 2.5 + seed on both games: every gap run wins.
+  assert rows[("dqn/nature/gap/x2", "dqn/nature/flatten/x2")] == pytest.approx(1.0)
+  assert set(rows) == {("dqn/nature/gap/x1", "dqn/nature/flatten/x1"),
+                       ("dqn/nature/gap/x2", "dqn/nature/flatten/x2")}
+
+
+def test_dormant_table_from_metrics_fields(cli_result):
+  _, out, _ = cli_result
+  rows = _read_csv(os.path.join(out, "dormant.csv"))
+  phi = [r for r in rows if r["group"] == "phi" and r["tau"] == "0.1"]
+  assert len(phi) == 4
+  # synthetic_runs logs 0.05 * iteration; the last iteration is 2.
+  assert all(float(r["dormant_fraction"]) == pytest.approx(0.1) for r in phi)
+  assert {r["group"] for r in rows} == {"phi", "psi", "all"}
+
+
+def test_chosen_iteration(runs_dir, tmp_path):
+  root, _, refs = runs_dir
+  assert report.main([root, "--out", str(tmp_path), "--reps", "5", "--references", refs,
+                      "--iteration", "0"]) == 0
+  raw = _read_csv(str(tmp_path / "raw_scores.csv"))
+  assert {r["iteration"] for r in raw} == {"0"}
+  pong = [r for r in raw if r["game"] == "Pong" and r["bottleneck"] == "gap" and
+          float(r["width_scale"]) == 1.0 and r["seed"] == "0"]
+  assert float(pong[0]["eval_return"]) == _final("Pong", "gap", 1.0, 0) - 2.0
+
+
+def test_default_references_come_from_tfgap_envs_games(runs_dir, tmp_path):
+  root, _, _ = runs_dir
+  result = report.write_report(root, str(tmp_path), reps=5)
+  assert result.games_without_reference == ["AirRaid"]
+  raw = _read_csv(str(tmp_path / "raw_scores.csv"))
+  row = next(r for r in raw if r["game"] == "Pong")
+  expected = (float(row["eval_return"]) + 20.7) / (14.6 + 20.7)
+  assert float(row["human_normalized"]) == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("make", ["empty", "missing"])
+def test_empty_or_missing_dir_is_a_clear_error(tmp_path, capsys, make):
+  root = tmp_path / "runs"
+  if make == "empty":
+    root.mkdir()
+  code = report.main([str(root), "--out", str(tmp_path / "out")])
+  err = capsys.readouterr().err
+  assert code == 1
+  assert "error" in err and str(root) in err and "Traceback" not in err
+
+
+def test_only_broken_runs_is_an_error_naming_them(tmp_path, capsys):
+  path = synthetic_runs.write_run(str(tmp_path / "runs"), "Pong", 0, [1.0])
+  with open(path, "a", encoding="utf-8") as f:
+    f.write("oops\n")
+  code = report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+  err = capsys.readouterr().err
+  assert code == 1 and f"{path}:2" in err
+  assert f"{path}:2" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--reps", "0"], "--reps"), (["--references", "/nonexistent.json"], "references")])
+def test_bad_arguments(runs_dir, tmp_path, capsys, argv, needle):
+  root, _, _ = runs_dir
+  assert report.main([root, "--out", str(tmp_path)] + argv) == 1
+  assert needle in capsys.readouterr().err
+
+
+def test_python_api_adds_grad_cam_and_effective_parameters(runs_dir, tmp_path):
+  root, _, refs = runs_dir
+  net = tiny_nets.TinyQNet(input_shape=(16, 16, 4), bottleneck="gap")
+  obs = np.random.RandomState(0).randint(0, 256, (3, 16, 16, 4)).astype(np.uint8)
+  result = report.write_report(root, str(tmp_path), reps=5, references=dict(
+      synthetic_runs.REFERENCES), network=net, observations=obs)
+  assert mpimg.imread(str(tmp_path / "gradcam.png")).shape[0] > 50
+  (row,) = _read_csv(str(tmp_path / "effective_parameters.csv"))
+  # TinyQNet: 8x8x12 feature map, GAP into a 10-unit layer.
+  assert int(row["live_weights"]) == 12 * 10
+  assert int(row["dense_equivalent"]) == 8 * 8 * 12 * 10
+  text = open(result.report, encoding="utf-8").read()
+  assert "](gradcam.png)" in text
+
+
+def test_policy_flag_states_the_cli_gap(runs_dir, tmp_path, capsys):
+  root, _, refs = runs_dir
+  code = report.main([root, "--out", str(tmp_path), "--reps", "5", "--references", refs,
+                      "--policy", root])
+  assert code == 0
+  assert "cannot yet restore" in capsys.readouterr().err
+  assert "cannot yet restore" in (tmp_path / "report.md").read_text()
+
+
+def test_module_entry_point(runs_dir, tmp_path):
+  root, _, refs = runs_dir
+  proc = subprocess.run(
+      [sys.executable, "-m", "tfgap.launch.report", root, "--out", str(tmp_path), "--reps", "5",
+       "--references", refs], capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  assert "wrote" in proc.stdout and (tmp_path / "report.md").exists()
+  assert "zz_broken" in proc.stderr

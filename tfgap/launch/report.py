@@ -1,0 +1,365 @@
+"""Writes a markdown report (tables, CSVs, PNG figures) from a tree of tfgap runs.
+
+    python -m tfgap.launch.report RUNS_DIR --out OUT [--iteration N] [--reps N] [--seed S]
+        [--references refs.json] [--policy RUN_DIR]
+
+OUT receives report.md, CSV tables (raw_scores.csv, game_scores.csv, aggregates.csv,
+probability_of_improvement.csv, dormant.csv, effective_parameters.csv) and figures
+(aggregate_vs_width.png, learning_curves.png, dormant.png, performance_profiles.png,
+gradcam.png). Parts without data are stated in report.md, never silently dropped.
+
+From Python, `write_report(runs_dir, out, network=net, observations=obs)` adds a Grad-CAM grid and
+the effective-parameter table of a tfgap network.
+"""
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import sys
+from typing import List
+
+import numpy as np
+
+from tfgap.analysis import aggregate as agg
+from tfgap.analysis import dormant as dormant_lib
+
+
+@dataclasses.dataclass
+class ReportResult:
+  """What `write_report` wrote.
+
+  Attributes:
+    report: path of report.md.
+    files: every file written (report.md included).
+    problems: runs skipped or left out, as `Problem`s.
+    notes: human-readable lines about parts that could not be produced.
+    games_without_reference: games left out of normalised aggregates.
+  """
+  report: str
+  files: List[str]
+  problems: List[agg.Problem]
+  notes: List[str]
+  games_without_reference: List[str]
+
+
+def _fmt(value, digits=3):
+  if value is None:
+    return "-"
+  if isinstance(value, float):
+    return f"{value:.{digits}f}"
+  return str(value)
+
+
+def _md_table(headers, rows):
+  lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+  for row in rows:
+    lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+  return "\n".join(lines)
+
+
+def _write_csv(path, headers, rows):
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(headers)
+    writer.writerows(rows)
+  return path
+
+
+def _config_cells(config):
+  return [config.agent, config.encoder, config.bottleneck, config.width_scale]
+
+
+class _Writer:
+  """Collects markdown sections and written files."""
+
+  def __init__(self, out):
+    self.out = out
+    self.sections = []
+    self.files = []
+    self.notes = []
+
+  def path(self, name):
+    return os.path.join(self.out, name)
+
+  def csv(self, name, headers, rows):
+    self.files.append(_write_csv(self.path(name), headers, rows))
+    return name
+
+  def figure(self, name, fn, *args, **kwargs):
+    fn(*args, path=self.path(name), **kwargs)
+    self.files.append(self.path(name))
+    return name
+
+  def add(self, text):
+    self.sections.append(text)
+
+  def note(self, text):
+    self.notes.append(text)
+    self.add(f"*{text}*")
+
+
+def _raw_tables(w, rows):
+  w.add("## Raw scores\n\nScore of every run at the selected iteration (raw game score; all games, "
+        "with or without human reference).")
+  headers = ["agent", "encoder", "bottleneck", "width_scale", "game", "seed", "iteration",
+             "env_steps", "eval_return", "human_normalized", "path"]
+  w.csv("raw_scores.csv", headers, [
+      _config_cells(r.config) + [r.game, r.seed, r.iteration, r.env_steps, r.score,
+                                 r.normalized, r.path] for r in rows])
+  grouped = {}
+  for r in rows:
+    grouped.setdefault((r.config, r.game), []).append(r)
+  table = []
+  for (config, game), runs in sorted(grouped.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    scores = np.array([r.score for r in runs])
+    normalized = [r.normalized for r in runs if r.normalized is not None]
+    table.append(_config_cells(config) + [
+        game, len(runs), float(scores.mean()), float(scores.std()),
+        float(np.mean(normalized)) if normalized else None])
+  headers = ["agent", "encoder", "bottleneck", "width_scale", "game", "runs", "mean_return",
+             "std_return", "mean_human_normalized"]
+  w.csv("game_scores.csv", headers, table)
+  w.add(_md_table(headers, table) + "\n\nCSV: `raw_scores.csv` (per run), `game_scores.csv`.")
+
+
+def _aggregate_tables(w, matrices, reps, seed):
+  """IQM/median/mean/optimality gap, probability of improvement, profiles; returns aggregates."""
+  w.add(f"## Aggregates (human-normalised, 95% stratified bootstrap CIs, {reps} reps)")
+  if not matrices.matrices:
+    w.note("No configuration has a game with human reference scores: no normalised aggregates.")
+    return None
+  aggregates = agg.aggregate_scores(matrices.matrices, reps=reps, seed=seed)
+  headers = ["agent", "encoder", "bottleneck", "width_scale", "runs_per_game", "games"]
+  for name in agg.AGGREGATES:
+    headers += [name, f"{name} low", f"{name} high"]
+  rows, md_rows = [], []
+  for label, values in aggregates.items():
+    config = matrices.configs[label]
+    n_runs, n_games = matrices.matrices[label].shape
+    row = _config_cells(config) + [n_runs, n_games]
+    md = [label, n_runs, n_games]
+    for name in agg.AGGREGATES:
+      v = values[name]
+      row += [v.point, v.low, v.high]
+      md.append(f"{v.point:.3f} [{v.low:.3f}, {v.high:.3f}]")
+    rows.append(row)
+    md_rows.append(md)
+  w.csv("aggregates.csv", headers, rows)
+  w.add(_md_table(["configuration", "runs/game", "games"] + list(agg.AGGREGATES), md_rows) +
+        "\n\nCSV: `aggregates.csv`. Games per configuration: " + "; ".join(
+            f"{label}: {', '.join(games)}" for label, games in matrices.games.items()))
+  from tfgap.analysis import plots  # pylint: disable=g-import-not-at-top
+  name = w.figure("aggregate_vs_width.png", plots.plot_aggregate_vs_width, aggregates,
+                  matrices.configs)
+  w.add(f"### IQM against width scale\n\n![IQM vs width]({name})")
+
+  pairs = agg.baseline_pairs(matrices.configs)
+  w.add("### Probability of improvement over the flatten baseline (same agent, encoder, width)")
+  if pairs:
+    poi = agg.probability_of_improvement(matrices, pairs, reps=reps, seed=seed)
+    rows = [[x, y, v.point, v.low, v.high, " ".join(games)] for (x, y), (v, games) in poi.items()]
+    headers = ["X", "Y", "P(X>Y)", "low", "high", "games"]
+    w.csv("probability_of_improvement.csv", headers, rows)
+    w.add(_md_table(headers[:5], [r[:5] for r in rows]) +
+          "\n\nCSV: `probability_of_improvement.csv`.")
+  else:
+    w.note("No configuration has a flatten baseline with the same agent, encoder and width "
+           "scale: no probability of improvement.")
+
+  taus, profiles, cis = agg.performance_profiles(matrices.matrices, reps=reps, seed=seed)
+  name = w.figure("performance_profiles.png", plots.plot_performance_profiles, taus, profiles,
+                  cis)
+  w.add(f"### Performance profiles\n\n![performance profiles]({name})")
+  return aggregates
+
+
+def _learning_curves(w, collection):
+  from tfgap.analysis import plots  # pylint: disable=g-import-not-at-top
+  curves = agg.learning_curves(collection)
+  rows = [_config_cells(config) + [game] + list(p) for (config, game), points in curves.items()
+          for p in points]
+  w.csv("learning_curves.csv", ["agent", "encoder", "bottleneck", "width_scale", "game",
+                                "iteration", "env_steps", "mean_eval_return", "min", "max",
+                                "runs"], rows)
+  name = w.figure("learning_curves.png", plots.plot_learning_curves, curves)
+  w.add("## Learning curves\n\nMean eval return over seeds (band: min to max) against env "
+        f"steps.\n\n![learning curves]({name})\n\nCSV: `learning_curves.csv`.")
+
+
+def _dormant(w, collection):
+  from tfgap.analysis import plots  # pylint: disable=g-import-not-at-top
+  w.add("## Dormant neurons")
+  series = plots.dormant_series(collection)
+  if not series:
+    w.note("No dormant/<group>/<tau> fields in any metrics.jsonl: no dormant-neuron figure.")
+    return
+  rows = []
+  for (config, group, tau), points in sorted(series.items(), key=lambda kv: kv[0]):
+    env_steps, fraction, n = points[-1]
+    rows.append(_config_cells(config) + [group, tau, env_steps, fraction, n])
+  headers = ["agent", "encoder", "bottleneck", "width_scale", "group", "tau", "env_steps",
+             "dormant_fraction", "runs"]
+  w.csv("dormant.csv", headers, rows)
+  name = w.figure("dormant.png", plots.plot_dormant, series)
+  w.add("Fraction of tau-dormant neurons per layer group (mean over runs), last measured "
+        f"iteration:\n\n{_md_table(headers, rows)}\n\n![dormant]({name})\n\nCSV: `dormant.csv`.")
+
+
+def _network_sections(w, network, observations, actions):
+  from tfgap.analysis import effective  # pylint: disable=g-import-not-at-top
+  from tfgap.analysis import gradcam  # pylint: disable=g-import-not-at-top
+  w.add("## Network")
+  try:
+    info = effective.effective_parameters(network)
+  except ValueError as err:
+    w.note(f"Effective parameters not computed: {err}")
+  else:
+    headers = ["bottleneck", "live_weights", "dense_equivalent", "effective_density"]
+    rows = [[info.bottleneck, info.live, info.dense_equivalent, info.density]]
+    w.csv("effective_parameters.csv", headers, rows)
+    w.add("Effective bottleneck parameters (live weights / flatten-equivalent weights):\n\n" +
+          _md_table(headers, rows))
+  if observations is None:
+    w.note("No observations given: no Grad-CAM.")
+    return
+  maps, chosen = gradcam.grad_cam(network, observations, actions=actions)
+  titles = [f"action {a}" for a in chosen]
+  name = w.figure("gradcam.png",
+                  lambda path: gradcam.save_grid(path, observations, maps, titles=titles))
+  w.add(f"### Grad-CAM\n\nLast frame of each observation with the Grad-CAM map of the explained "
+        f"action.\n\n![Grad-CAM]({name})")
+
+
+def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=None,
+                 network=None, observations=None, actions=None, policy_note=None):
+  """Writes report.md, CSVs and PNGs for the runs under `runs_dir`.
+
+  Args:
+    runs_dir: directory tree of run directories with metrics.jsonl.
+    out: output directory (created).
+    iteration: iteration to score (None: each run's last).
+    reps: bootstrap replications.
+    seed: bootstrap seed.
+    references: {game: (random, human)}; None for tfgap.envs.games.
+    network: optional tfgap network (encode/decode/activations/parts) for Grad-CAM and
+      effective parameters.
+    observations: `[N, H, W, C]` observations for Grad-CAM.
+    actions: actions to explain (None: greedy).
+    policy_note: a line to state in the report about a requested network that is not available.
+
+  Returns:
+    `ReportResult`.
+
+  Raises:
+    ValueError: runs_dir missing or without any metrics.jsonl, or no valid run at all (report.md
+      is still written, listing the problems).
+  """
+  collection = agg.load_runs(runs_dir)
+  os.makedirs(out, exist_ok=True)
+  w = _Writer(out)
+  rows, problems, no_reference = agg.select_scores(collection, iteration, references)
+  problems = collection.problems + problems
+  w.add(f"# tfgap report\n\nRuns directory: `{os.path.abspath(runs_dir)}`. "
+        f"Valid runs: {len(collection.runs)}; skipped or left out: {len(problems)}. "
+        f"Configurations: {len(collection.configs)}; games: {', '.join(collection.games) or '-'}. "
+        f"Scores at iteration: {'last of each run' if iteration is None else iteration}.")
+  if not rows:
+    w.add("## Problems\n\n" + "\n".join(f"- `{p}`" for p in problems))
+    _finish(w)
+    raise ValueError(f"no valid runs under {runs_dir!r}: " + "; ".join(str(p) for p in problems))
+
+  matrices = agg.score_matrices(rows, normalized=True)
+  problems += matrices.problems
+  _raw_tables(w, rows)
+  if no_reference:
+    w.note(f"Games without human reference scores, left out of normalised aggregates (raw "
+           f"tables include them): {', '.join(no_reference)}.")
+  _aggregate_tables(w, matrices, reps, seed)
+  _learning_curves(w, collection)
+  _dormant(w, collection)
+  if policy_note:
+    w.add("## Network")
+    w.note(policy_note)
+  if network is not None:
+    _network_sections(w, network, observations, actions)
+  w.add("## Skipped or left out\n\n" + (
+      "\n".join(f"- `{p}`" for p in problems) if problems else "Nothing."))
+  report = _finish(w)
+  return ReportResult(report=report, files=w.files, problems=problems, notes=w.notes,
+                      games_without_reference=no_reference)
+
+
+def _finish(w):
+  path = w.path("report.md")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n\n".join(w.sections) + "\n")
+  w.files.append(path)
+  return path
+
+
+def _load_references(path):
+  try:
+    with open(path, "r", encoding="utf-8") as f:
+      data = json.load(f)
+    return {str(k): (float(v[0]), float(v[1])) for k, v in data.items()}
+  except (OSError, ValueError, TypeError, IndexError, AttributeError) as err:
+    raise ValueError(f"references file {path!r} is invalid ({err}); accepted: a JSON object "
+                     '{"Game": [random_score, human_score], ...}') from err
+
+
+def _policy_gap(path):
+  """The CLI cannot rebuild a network from a run yet: say so (see docs/analysis.md)."""
+  return (f"--policy {path}: the CLI cannot yet restore a tfgap network (encode/decode) from a "
+          "run directory or SavedModel (a PolicySaver SavedModel has no encoder feature map); "
+          "Grad-CAM and effective parameters are available from Python: "
+          "tfgap.launch.report.write_report(..., network=net, observations=obs).")
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(
+      prog="python -m tfgap.launch.report",
+      description="Aggregate tfgap runs (metrics.jsonl) into a markdown report with CSVs and "
+                  "PNG figures (rliable IQM, learning curves, dormant neurons, profiles).")
+  parser.add_argument("runs_dir", help="directory tree of run directories with metrics.jsonl")
+  parser.add_argument("--out", required=True, help="output directory for report.md, CSVs, PNGs")
+  parser.add_argument("--iteration", type=int, default=None,
+                      help="iteration to score (default: each run's last)")
+  parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications")
+  parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+  parser.add_argument("--references", default=None,
+                      help='JSON {"Game": [random, human]} (default: tfgap.envs.games)')
+  parser.add_argument("--policy", default=None,
+                      help="run dir or SavedModel of a trained network for Grad-CAM")
+  return parser.parse_args(argv)
+
+
+def main(argv=None):
+  """Runs the CLI; returns the process exit code."""
+  args = parse_args(argv)
+  try:
+    if args.reps < 1:
+      raise ValueError(f"--reps {args.reps} is invalid; accepted: an integer >= 1")
+    references = _load_references(args.references) if args.references else None
+    policy_note = _policy_gap(args.policy) if args.policy else None
+    result = write_report(args.runs_dir, args.out, iteration=args.iteration, reps=args.reps,
+                          seed=args.seed, references=references, policy_note=policy_note)
+  except ValueError as err:
+    print(f"tfgap report: error: {err}", file=sys.stderr)
+    return 1
+  for problem in result.problems:
+    print(f"tfgap report: skipped: {problem}", file=sys.stderr)
+  for note in result.notes:
+    print(f"tfgap report: note: {note}", file=sys.stderr)
+  print(f"tfgap report: wrote {result.report} ({len(result.files)} files)")
+  return 0
+
+
+def run():
+  """Console entry point (`tfgap-report`)."""
+  sys.exit(main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+  run()
