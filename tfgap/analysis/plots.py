@@ -136,10 +136,14 @@ def plot_dormant(series, path):
   for row, tau in enumerate(taus):
     for col, group in enumerate(groups):
       ax = axes[row, col]
+      drawn = 0
       for (config, g, t), points in sorted(series.items(), key=lambda kv: kv[0][0]):
         if g == group and t == tau:
           ax.plot([p[0] for p in points], [p[1] for p in points], marker=".",
                   label=config.label)
+          drawn += 1
+      if not drawn:
+        ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
       ax.set_title(f"{group}, tau={tau}", fontsize=9)
       ax.set_ylim(-0.02, 1.02)
       ax.set_xlabel("env steps")

@@ -48,6 +48,8 @@ def _fmt(value, digits=3):
   if value is None:
     return "-"
   if isinstance(value, float):
+    if value.is_integer() and abs(value) < 1e15:
+      return str(int(value))
     return f"{value:.{digits}f}"
   return str(value)
 
@@ -203,8 +205,21 @@ def _dormant(w, collection):
              "dormant_fraction", "runs"]
   w.csv("dormant.csv", headers, rows)
   name = w.figure("dormant.png", plots.plot_dormant, series)
-  w.add("Fraction of tau-dormant neurons per layer group (mean over runs), last measured "
-        f"iteration:\n\n{_md_table(headers, rows)}\n\n![dormant]({name})\n\nCSV: `dormant.csv`.")
+  # Markdown: one row per configuration, one column per group and tau.
+  columns = sorted({(r[4], r[5]) for r in rows},
+                   key=lambda gt: (_GROUP_ORDER.index(gt[0]), float(gt[1])))
+  pivot = {}
+  for row in rows:
+    pivot.setdefault(tuple(row[:4]), {})[(row[4], row[5])] = row[7]
+  md_rows = [[agg.Config(*key).label] + [values.get(c) for c in columns]
+             for key, values in sorted(pivot.items())]
+  md_headers = ["configuration"] + [f"{g} (tau {t})" for g, t in columns]
+  w.add("Fraction of tau-dormant neurons per layer group (mean over runs) at the last measured "
+        f"iteration:\n\n{_md_table(md_headers, md_rows)}\n\n![dormant]({name})\n\n"
+        "CSV: `dormant.csv` (with env steps and run counts).")
+
+
+_GROUP_ORDER = dormant_lib.GROUPS + (dormant_lib.ALL,)
 
 
 def _network_sections(w, network, observations, actions):
