@@ -223,3 +223,23 @@ def test_bad_sample_arguments():
     buffer.sample(1)
   with pytest.raises(ValueError, match="prioritized=True"):
     buffer.update_priorities([0], [1.0])
+
+
+@pytest.mark.parametrize("channels, stack_size", [(1, 4), (3, 3), (2, 1)])
+def test_opencv_and_numpy_stacking_agree(monkeypatch, channels, stack_size):
+  from tfgap.replay import buffer as buffer_module
+  assert buffer_module._cv2 is not None  # pylint: disable=protected-access
+  buffer = ReplayBuffer(120, (6, 5, channels), stack_size=stack_size, num_streams=2, n_step=2,
+                        gamma=0.9)
+  streams = reference.EpisodeStreams(2, (6, 5, channels), stack_size, seed=11)
+  for _ in range(40):
+    step = streams.step()
+    buffer.add(step["frame"], step["action"], step["reward"], step["step_type"],
+               step["discount"])
+  ids = buffer.sampleable_indices()
+  fast = buffer.get(ids)
+  monkeypatch.setattr(buffer_module, "_cv2", None)
+  slow = buffer.get(ids)
+  for key in ("observation", "next_observation"):
+    assert fast[key].flags["C_CONTIGUOUS"] and slow[key].flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(fast[key], slow[key])

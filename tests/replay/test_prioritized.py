@@ -6,10 +6,11 @@ import pytest
 from tfgap.replay import MID, ReplayBuffer, SumTree
 
 
-@pytest.mark.parametrize("capacity", [1, 5, 64, 1000])
-def test_sum_tree_totals_and_find_match_prefix_sums(capacity):
+@pytest.mark.parametrize("capacity, fanout", [(1, 2), (5, 2), (64, 4), (1000, 3), (1000, 128),
+                                              (5000, 16)])
+def test_sum_tree_totals_and_find_match_prefix_sums(capacity, fanout):
   rng = np.random.default_rng(capacity)
-  tree = SumTree(capacity)
+  tree = SumTree(capacity, fanout=fanout)
   values = np.zeros(capacity)
   for _ in range(30):
     idx = rng.integers(0, capacity, size=rng.integers(1, 8))
@@ -29,8 +30,12 @@ def test_sum_tree_totals_and_find_match_prefix_sums(capacity):
   # Values at or past the total (rounding) still land on a non-zero leaf.
   edge = tree.find(np.array([cumsum[-1], cumsum[-1] * (1 + 1e-12)]))
   assert np.all(values[edge] > 0)
+  # Zero leaves are never returned, even for queries on their (empty) interval boundaries.
+  boundaries = np.concatenate([[0.0], cumsum[:-1]])
+  assert np.all(values[tree.find(boundaries)] > 0)
   tree.rebuild(values)
   np.testing.assert_allclose(tree.total, values.sum())
+  np.testing.assert_array_equal(tree.find(queries), want)
 
 
 def test_sum_tree_rejects_bad_input():
@@ -43,6 +48,8 @@ def test_sum_tree_rejects_bad_input():
     tree.set([0], [-1.0])
   with pytest.raises(ValueError, match="empty tree"):
     tree.find([0.0])
+  with pytest.raises(ValueError, match="fanout must be an int >= 2, got 1"):
+    SumTree(4, fanout=1)
 
 
 def _filled(num_items, alpha=0.6, beta=0.4, beta_steps=0, seed=0):

@@ -7,6 +7,14 @@ import numpy as np
 from tfgap.replay import checkpoint as checkpoint_lib
 from tfgap.replay.sum_tree import SumTree
 
+try:  # Fast channel interleave for stacking; opencv-python-headless is in requirements.txt.
+  import cv2 as _cv2  # pylint: disable=g-import-not-at-top
+except ImportError:  # pragma: no cover - numpy fallback.
+  _cv2 = None
+_CV2_MAX_CHANNELS = 512  # OpenCV's CV_CN_MAX.
+_CV2_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32,
+                                          np.float32, np.float64))
+
 # TF-Agents' StepType values (tf_agents.trajectories.time_step.StepType), kept here so the buffer
 # does not need TF-Agents to run.
 FIRST = 0
@@ -565,9 +573,7 @@ class ReplayBuffer:
       back = ((end_rows - d) % rows) * streams + end_streams
       sources[:, k - 1 - d] = np.where(alive, back, self._capacity)
       alive &= (self._flags[back] & _FIRST_BIT) == 0
-    frames = self._frames[sources]  # [2B, k, H, W, C]
-    h, w, c = self._frame_shape
-    stacks = frames.transpose(0, 2, 3, 1, 4).reshape(end_rows.size, h, w, k * c)
+    stacks = self._stack_frames(sources)
     count = slots.size
     return {
         "observation": stacks[:count],
@@ -577,6 +583,22 @@ class ReplayBuffer:
         "next_observation": stacks[count:],
         "indices": self._ids_of(slots),
     }
+
+  def _stack_frames(self, sources):
+    """Gathers frames ``sources`` ``[N, k]`` into stacks ``[N, H, W, C * k]`` (oldest first)."""
+    count, k = sources.shape
+    h, w, c = self._frame_shape
+    if k == 1:
+      return self._frames[sources[:, 0]]
+    if _cv2 is not None and k * c <= _CV2_MAX_CHANNELS and self._frame_dtype in _CV2_DTYPES:
+      # numpy's copy into a channel-interleaved layout goes element by element (~8 ms for 64
+      # stacks of 84x84x4); OpenCV's merge does the same interleave with SIMD in ~0.1 ms.
+      planes = [self._frames[sources[:, d]].reshape(count * h, w, c) for d in range(k)]
+      if c == 1:
+        planes = [plane.reshape(count * h, w) for plane in planes]
+      return _cv2.merge(planes).reshape(count, h, w, k * c)
+    frames = self._frames[sources]  # [N, k, H, W, C]
+    return np.ascontiguousarray(frames.transpose(0, 2, 3, 1, 4).reshape(count, h, w, k * c))
 
   # ---------------------------------------------------------------- priorities
 

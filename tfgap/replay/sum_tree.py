@@ -1,39 +1,44 @@
 """A vectorised numpy sum tree for proportional prioritized replay.
 
-The tree is a flat float64 array of size ``2 * num_leaves`` (``num_leaves`` is the capacity rounded up
-to a power of two): node ``i`` has children ``2i`` and ``2i + 1``, the root is node 1 and leaf ``j``
-is node ``num_leaves + j``. Updates and samples work on whole batches of indices at once, one numpy
-operation per tree level, so a batch costs ``O(log capacity)`` numpy calls, not ``O(batch)`` Python
-iterations.
+The tree is wide rather than binary: every node has ``fanout`` children (128 by default), so 1M
+leaves need only three levels. A batch of updates or samples costs a few numpy calls per level on
+``[batch, fanout]`` blocks, instead of ~20 levels of tiny numpy calls for a binary tree, whose
+per-call overhead dominates at replay batch sizes. Leaves are float64; parents are recomputed from
+their children on every update (never adjusted by deltas), so the sums never drift.
 """
 
 import numpy as np
 
 
 class SumTree:
-  """Sum tree over ``capacity`` non-negative leaf values.
+  """Sum tree over ``capacity`` non-negative leaf values."""
 
-  Parents are recomputed from their children on every update (never adjusted by deltas), so the sums
-  never drift however many updates are applied.
-  """
-
-  def __init__(self, capacity):
+  def __init__(self, capacity, fanout=128):
     """Creates a tree of zeros.
 
     Args:
       capacity: number of leaves, a positive int.
+      fanout: children per node, an int >= 2.
 
     Raises:
-      ValueError: if ``capacity`` is not a positive int.
+      ValueError: if ``capacity`` or ``fanout`` is out of range.
     """
-    if int(capacity) != capacity or capacity <= 0:
+    if isinstance(capacity, bool) or int(capacity) != capacity or capacity <= 0:
       raise ValueError(f"SumTree capacity must be a positive int, got {capacity!r}.")
+    if isinstance(fanout, bool) or int(fanout) != fanout or fanout < 2:
+      raise ValueError(f"SumTree fanout must be an int >= 2, got {fanout!r}.")
     self._capacity = int(capacity)
-    self._num_leaves = 1
-    while self._num_leaves < self._capacity:
-      self._num_leaves *= 2
-    self._depth = self._num_leaves.bit_length() - 1  # Levels below the root.
-    self._nodes = np.zeros(2 * self._num_leaves, dtype=np.float64)
+    self._fanout = int(fanout)
+    # _levels[0] are the leaves; _levels[i + 1][j] sums _levels[i][j * fanout:(j + 1) * fanout];
+    # the last level (at most `fanout` nodes) holds the root's children. Lower levels are padded
+    # with zeros to a multiple of `fanout` so each reshapes to [parents, fanout].
+    self._levels = []
+    size = self._capacity
+    while size > self._fanout:
+      padded = -(-size // self._fanout) * self._fanout
+      self._levels.append(np.zeros(padded, dtype=np.float64))
+      size = padded // self._fanout
+    self._levels.append(np.zeros(size, dtype=np.float64))
 
   @property
   def capacity(self):
@@ -42,20 +47,20 @@ class SumTree:
   @property
   def total(self):
     """Sum of all leaves."""
-    return float(self._nodes[1])
+    return float(self._levels[-1].sum())
 
   @property
   def nbytes(self):
-    return self._nodes.nbytes
+    return sum(level.nbytes for level in self._levels)
 
   def get(self, indices):
     """Returns the leaf values at ``indices`` (int array) as float64."""
-    return self._nodes[self._num_leaves + np.asarray(indices, dtype=np.int64)]
+    return self._levels[0][np.asarray(indices, dtype=np.int64)]
 
   def leaves(self, count=None):
     """Returns a view of the first ``count`` leaves (all leaves by default)."""
     count = self._capacity if count is None else count
-    return self._nodes[self._num_leaves:self._num_leaves + count]
+    return self._levels[0][:count]
 
   def set(self, indices, values):
     """Sets leaves ``indices`` to ``values`` and recomputes their ancestors.
@@ -72,18 +77,18 @@ class SumTree:
     if indices.size == 0:
       return
     values = np.broadcast_to(np.asarray(values, dtype=np.float64), indices.shape)
-    if indices.min() < 0 or indices.max() >= self._capacity:
+    low, high = indices.min(), indices.max()
+    if low < 0 or high >= self._capacity:
       raise ValueError(
-          f"SumTree indices must be in [0, {self._capacity}), got min {indices.min()} "
-          f"max {indices.max()}.")
-    if not np.all(np.isfinite(values)) or values.min() < 0:
+          f"SumTree indices must be in [0, {self._capacity}), got min {low} max {high}.")
+    if not (np.all(np.isfinite(values)) and values.min() >= 0):
       raise ValueError(f"SumTree values must be finite and >= 0, got {values}.")
-    nodes = indices + self._num_leaves
-    self._nodes[nodes] = values
-    for _ in range(self._depth):
-      nodes = nodes >> 1
-      # Duplicated parents are written twice with the same value: harmless, and cheaper than unique.
-      self._nodes[nodes] = self._nodes[2 * nodes] + self._nodes[2 * nodes + 1]
+    self._levels[0][indices] = values
+    nodes = indices
+    for child, parent in zip(self._levels[:-1], self._levels[1:]):
+      # Repeated parents are recomputed twice with the same value: cheaper than np.unique.
+      nodes = nodes // self._fanout
+      parent[nodes] = child.reshape(-1, self._fanout)[nodes].sum(axis=1)
 
   def rebuild(self, leaf_values):
     """Replaces all leaves (zeros past ``len(leaf_values)``) and recomputes every parent."""
@@ -91,19 +96,22 @@ class SumTree:
     if leaf_values.size > self._capacity:
       raise ValueError(
           f"SumTree.rebuild got {leaf_values.size} values for capacity {self._capacity}.")
-    self._nodes[:] = 0.0
-    self._nodes[self._num_leaves:self._num_leaves + leaf_values.size] = leaf_values
-    width = self._num_leaves
-    while width > 1:
-      width //= 2
-      children = self._nodes[2 * width:4 * width]
-      self._nodes[width:2 * width] = children[0::2] + children[1::2]
+    if leaf_values.size and not (np.all(np.isfinite(leaf_values)) and leaf_values.min() >= 0):
+      raise ValueError("SumTree.rebuild values must be finite and >= 0.")
+    leaves = self._levels[0]
+    leaves[:leaf_values.size] = leaf_values
+    leaves[leaf_values.size:] = 0.0
+    for child, parent in zip(self._levels[:-1], self._levels[1:]):
+      sums = child.reshape(-1, self._fanout).sum(axis=1)
+      parent[:sums.size] = sums
+      parent[sums.size:] = 0.0  # Padding.
 
   def find(self, values):
     """Maps each value in ``[0, total)`` to the leaf whose prefix-sum interval contains it.
 
-    Leaf ``j`` owns ``[sum(leaves[:j]), sum(leaves[:j+1]))``. The descent never enters a subtree of
-    sum zero, so a zero leaf is never returned even when rounding puts a value at or past ``total``.
+    Leaf ``j`` owns ``[sum(leaves[:j]), sum(leaves[:j+1]))``. The descent never enters a node of
+    mass zero, so a zero leaf is never returned, even when rounding puts a value at or past the end
+    of its node's interval.
 
     Args:
       values: float array of query values.
@@ -114,19 +122,35 @@ class SumTree:
     Raises:
       ValueError: if the tree is empty (total 0).
     """
-    if self._nodes[1] <= 0:
+    if self.total <= 0:
       raise ValueError("SumTree.find on an empty tree (total priority 0).")
     values = np.array(values, dtype=np.float64, copy=True)
     shape = values.shape
     values = values.reshape(-1)
-    nodes = np.ones(values.shape, dtype=np.int64)
-    for _ in range(self._depth):
-      left = 2 * nodes
-      left_sum = self._nodes[left]
-      go_right = (values >= left_sum) & (self._nodes[left + 1] > 0)
-      values -= np.where(go_right, left_sum, 0.0)
-      nodes = left + go_right
-    return (nodes - self._num_leaves).reshape(shape)
+    rows = np.arange(values.size)
+    top = self._levels[-1]
+    nodes = self._descend(np.broadcast_to(top, (values.size, top.size)), values, rows)
+    for level in reversed(self._levels[:-1]):
+      children = level.reshape(-1, self._fanout)[nodes]
+      nodes = nodes * self._fanout + self._descend(children, values, rows)
+    return nodes.reshape(shape)
+
+  @staticmethod
+  def _descend(children, values, rows):
+    """Picks, per row, the child whose interval holds ``values`` (updated in place)."""
+    count, width = children.shape
+    cumulative = np.zeros((count, width + 1))
+    np.cumsum(children, axis=1, out=cumulative[:, 1:])
+    position = np.count_nonzero(cumulative[:, 1:] <= values[:, None], axis=1)
+    np.minimum(position, width - 1, out=position)
+    empty = children[rows, position] == 0
+    if empty.any():
+      # Only when rounding put a value at or past the end of its node: take the last child with
+      # mass (the one just before the end).
+      flipped = children[empty, ::-1] > 0
+      position[empty] = width - 1 - np.argmax(flipped, axis=1)
+    values -= cumulative[rows, position]
+    return position
 
   def sample_stratified(self, batch_size, rng):
     """Draws ``batch_size`` leaves, one from each of ``batch_size`` equal slices of the total mass.
@@ -139,6 +163,6 @@ class SumTree:
       int64 array ``[batch_size]`` of leaf indices, each drawn with probability proportional to its
       value (stratification lowers the variance of the batch, not the marginal probabilities).
     """
-    segment = self._nodes[1] / batch_size
+    segment = self.total / batch_size
     values = (np.arange(batch_size) + rng.random(batch_size)) * segment
     return self.find(values)
