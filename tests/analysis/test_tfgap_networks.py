@@ -129,3 +129,22 @@ def test_grad_cam_on_tfgap_networks(kind):
   for cam in small:
     assert cam.max() == pytest.approx(1.0, abs=1e-6) or cam.max() == 0.0
   assert np.abs(maps.max(axis=(1, 2)) - small.max(axis=(1, 2))).max() < 0.1
+
+
+def _critic():
+  action_spec = tensor_spec.BoundedTensorSpec((2,), tf.float32, -1.0, 1.0)
+  net = networks.build_critic_network(OBS, action_spec, bottleneck="gap")
+  net.create_variables()
+  return net
+
+
+def test_dormant_on_a_critic_takes_observation_and_action():
+  net = _critic()
+  report = dormant.dormant_fractions(net, (_obs(2), np.zeros((2, 2), np.float32)))
+  assert report.group_counts("psi")[1] == 512 + 512
+  assert report.group_counts("phi")[1] == 32 + 64 + 64
+
+
+def test_grad_cam_on_a_critic_explains_what_it_needs():
+  with pytest.raises(ValueError, match="critic needs an action"):
+    gradcam.grad_cam(_critic(), _obs(1))

@@ -183,7 +183,8 @@ def dormant_fractions(network, observations, taus=DEFAULT_TAUS, training=False):
 
   Args:
     network: object with `activations(observation, training=False)` (the tfgap contract).
-    observations: a batch `[B, ...]` (numpy or tensor, e.g. uint8 frames).
+    observations: a batch `[B, ...]` (numpy or tensor, e.g. uint8 frames), or the tuple a
+      network's activations() takes (a critic's `(observation, action)`).
     taus: thresholds, measured together from one forward pass.
     training: forwarded to `network.activations`.
 
@@ -193,7 +194,9 @@ def dormant_fractions(network, observations, taus=DEFAULT_TAUS, training=False):
   if not hasattr(network, "activations"):
     raise ValueError(f"network {type(network).__name__} has no activations(); accepted: tfgap "
                      "networks (or any object with activations(observation, training))")
-  entries = network.activations(tf.convert_to_tensor(observations), training=training)
+  if not isinstance(observations, tuple):  # A critic takes an (observation, action) tuple.
+    observations = tf.convert_to_tensor(observations)
+  entries = network.activations(observations, training=training)
   return measure_activations(
       [(g, n, t.numpy() if hasattr(t, "numpy") else t) for g, n, t in entries], taus)
 

@@ -82,7 +82,13 @@ def grad_cam(network, observations, actions=None, support=None, frame_size=None)
   features = tf.cast(features, tf.float32)
   with tf.GradientTape() as tape:
     tape.watch(features)
-    values = action_values(network.decode(features, training=False), network, support)
+    try:
+      output = network.decode(features, training=False)
+    except TypeError as err:
+      raise ValueError(f"{type(network).__name__}.decode needs more than the feature map ({err}); "
+                       "accepted: Q-networks, categorical Q-networks and actors (a critic needs "
+                       "an action: wrap it so decode(features) returns Q for that action)") from err
+    values = action_values(output, network, support)
     batch = tf.shape(values)[0]
     if actions is None:
       chosen = tf.argmax(values, axis=-1, output_type=tf.int32)
