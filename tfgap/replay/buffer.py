@@ -25,6 +25,8 @@ LAST = 2
 _FIRST_BIT = np.uint8(1)  # The slot holds the first observation of an episode.
 _LAST_BIT = np.uint8(2)  # The slot holds the last observation of an episode (terminal or truncated).
 _TERMINAL_BIT = np.uint8(4)  # The episode ended in a terminal state at this slot (discount 0).
+_STEP_FLAGS = np.array([_FIRST_BIT, 0, _LAST_BIT], dtype=np.uint8)  # Indexed by step type.
+_EMPTY = np.zeros(0, dtype=np.int64)
 
 
 class ReplayBuffer:
@@ -283,16 +285,20 @@ class ReplayBuffer:
         observations, actions, rewards, step_types, discounts)
     first = step_types == FIRST
     last = step_types == LAST
+    any_first = first.any()
+    any_last = last.any()
     with self._lock:
-      orphan = ~first & ~self._in_episode
-      if orphan.any():
-        raise ValueError(
-            f"step_types {step_types.tolist()}: streams {np.flatnonzero(orphan).tolist()} got a "
-            f"MID/LAST step with no episode in progress; start each episode with a FIRST step "
-            f"(add_first or step_type 0).")
+      if any_first or any_last or not self._in_episode.all():
+        orphan = ~first & ~self._in_episode
+        if orphan.any():
+          raise ValueError(
+              f"step_types {step_types.tolist()}: streams {np.flatnonzero(orphan).tolist()} got "
+              f"a MID/LAST step with no episode in progress; start each episode with a FIRST step "
+              f"(add_first or step_type 0).")
       streams = self._num_streams
+      stream_ids = self._stream_ids
       row = self._num_steps % self._rows
-      slots = row * streams + self._stream_ids
+      slots = row * streams + stream_ids
       invalid = []
       valid = []
 
@@ -300,44 +306,49 @@ class ReplayBuffer:
         # Overwriting the oldest row: its items go, and so do items of the next rows whose stacks
         # reach back into it (no episode start in between).
         invalid.append(slots)
-        reaches = np.ones(streams, dtype=bool)
+        reaches = None
         for j in range(1, self._stack_size):
-          ahead = ((row + j) % self._rows) * streams + self._stream_ids
-          reaches &= (self._flags[ahead] & _FIRST_BIT) == 0
+          ahead = ((row + j) % self._rows) * streams + stream_ids
+          starts = (self._flags[ahead] & _FIRST_BIT) != 0
+          reaches = ~starts if reaches is None else reaches & ~starts
           invalid.append(ahead[reaches])
 
-      # A FIRST step in a stream with an episode in progress: close that episode as a truncation
-      # at its last stored step (the previous row) so its last n-1 steps become sampleable.
-      closed = first & self._in_episode
-      if closed.any():
-        previous_row = (row - 1) % self._rows
-        self._flags[previous_row * streams + self._stream_ids[closed]] |= _LAST_BIT
-        valid.extend(self._window_closed_slots(previous_row, closed,
-                                               self._episode_length, self._n_step - 1))
+      if any_first:
+        # A FIRST step in a stream with an episode in progress: close that episode as a
+        # truncation at its last stored step (the previous row), so its last n-1 steps become
+        # sampleable.
+        closed = first & self._in_episode
+        if closed.any():
+          previous_row = (row - 1) % self._rows
+          self._flags[previous_row * streams + stream_ids[closed]] |= _LAST_BIT
+          valid.extend(self._window_closed_slots(previous_row, closed,
+                                                 self._episode_length, self._n_step - 1))
+        actions = np.where(first.reshape((-1,) + (1,) * len(self._action_shape)), 0, actions)
+        rewards = np.where(first, np.float32(0.0), rewards)
 
-      flags = np.where(first, _FIRST_BIT, np.uint8(0)).astype(np.uint8)
-      flags |= np.where(last, _LAST_BIT, np.uint8(0)).astype(np.uint8)
-      flags |= np.where(last & (discounts == 0), _TERMINAL_BIT, np.uint8(0)).astype(np.uint8)
+      flags = _STEP_FLAGS[step_types]
+      if any_last:
+        flags |= (last & (discounts == 0)) * _TERMINAL_BIT
       self._frames[slots] = frames
-      self._actions[slots] = np.where(
-          first.reshape((-1,) + (1,) * len(self._action_shape)), 0, actions)
-      self._rewards[slots] = np.where(first, 0.0, rewards)
+      self._actions[slots] = actions
+      self._rewards[slots] = rewards
       self._flags[slots] = flags
-      self._episode_length = np.where(first, 1, self._episode_length + 1)
+      self._episode_length += 1
+      if any_first:
+        self._episode_length[first] = 1
       self._in_episode = ~last
 
       # The step n rows back now has its whole window (same episode, n later steps stored).
-      complete = ~first & (self._episode_length > self._n_step)
-      if complete.any():
-        back = (row - self._n_step) % self._rows
-        valid.append(back * streams + self._stream_ids[complete])
+      complete = self._episode_length > self._n_step
+      if any_first:
+        complete &= ~first
+      back = (row - self._n_step) % self._rows
+      valid.append(back * streams + stream_ids[complete])
       # An episode end completes the windows of its last n-1 steps too (they stop at the end).
-      if last.any():
+      if any_last:
         valid.extend(self._window_closed_slots(row, last, self._episode_length,
                                                self._n_step - 1))
-
-      self._set_valid(np.concatenate(invalid) if invalid else None,
-                      np.concatenate(valid) if valid else None)
+      self._set_valid(invalid, valid)
       self._num_steps += 1
       self._added.notify_all()
 
@@ -373,16 +384,17 @@ class ReplayBuffer:
     return out
 
   def _set_valid(self, invalid, valid):
-    if invalid is not None and invalid.size:
-      self._num_valid -= int(np.count_nonzero(self._valid[invalid]))
-      self._valid[invalid] = False
-      if self._tree is not None:
-        self._tree.set(invalid, 0.0)
-    if valid is not None and valid.size:
-      self._num_valid += int(np.count_nonzero(~self._valid[valid]))
-      self._valid[valid] = True
-      if self._tree is not None:
-        self._tree.set(valid, self._max_priority ** self._alpha)
+    """Marks slot lists ``invalid`` unsampleable and ``valid`` sampleable (disjoint sets)."""
+    invalid = np.concatenate(invalid) if invalid else _EMPTY
+    valid = np.concatenate(valid) if valid else _EMPTY
+    self._num_valid += (int(np.count_nonzero(~self._valid[valid])) -
+                        int(np.count_nonzero(self._valid[invalid])))
+    self._valid[invalid] = False
+    self._valid[valid] = True
+    if self._tree is not None and (invalid.size or valid.size):
+      values = np.zeros(invalid.size + valid.size)
+      values[invalid.size:] = self._max_priority ** self._alpha
+      self._tree.set(np.concatenate([invalid, valid]), values)
 
   def _check_step(self, observations, actions, rewards, step_types, discounts):
     streams = self._num_streams
@@ -408,7 +420,7 @@ class ReplayBuffer:
           f"stacked observations {(streams, h, w, c * self._stack_size)}.")
 
     step_types = _as_stream_array("step_types", step_types, streams, np.int64)
-    if np.any((step_types < FIRST) | (step_types > LAST)):
+    if step_types.min() < FIRST or step_types.max() > LAST:
       raise ValueError(
           f"step_types {step_types.tolist()} must be 0 (FIRST), 1 (MID) or 2 (LAST).")
     rewards = _as_stream_array("rewards", rewards, streams, np.float32)
