@@ -205,6 +205,7 @@ def test_policy_flag_states_the_cli_gap(runs_dir, tmp_path, capsys):
   assert "cannot yet restore" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow  # A fresh interpreter importing TensorFlow: 12-23 s on 2 shared cores.
 def test_module_entry_point(runs_dir, tmp_path):
   root, _, refs = runs_dir
   proc = subprocess.run(
