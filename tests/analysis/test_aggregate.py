@@ -228,3 +228,44 @@ def test_learning_curves_average_seeds(tmp_path):
   assert [p[0] for p in points] == [0, 1, 2]
   assert points[2][2] == pytest.approx(10.5) and points[2][3:] == (10.0, 11.0, 2)
   assert points[2][1] == 3000.0
+
+
+def test_iterations_without_evaluation(tmp_path):
+  """The training driver writes eval_return null when an iteration has no evaluation."""
+  root = str(tmp_path)
+  path = synthetic_runs.write_run(root, "Pong", 0, [1.0, 2.0, 3.0], name="partial")
+  lines = open(path, encoding="utf-8").read().splitlines()
+  last = json.loads(lines[-1])
+  last["eval_return"] = None
+  lines[-1] = json.dumps(last)
+  open(path, "w", encoding="utf-8").write("\n".join(lines) + "\n")
+  never = synthetic_runs.write_run(root, "Breakout", 0, [1.0], name="never")
+  record = json.loads(open(never, encoding="utf-8").read())
+  record["eval_return"] = None
+  open(never, "w", encoding="utf-8").write(json.dumps(record) + "\n")
+  runs = agg.load_runs(root)
+  assert runs.problems == [] and len(runs.runs) == 2
+  rows, problems, _ = agg.select_scores(runs, None, synthetic_runs.REFERENCES)
+  (row,) = rows
+  assert (row.game, row.iteration, row.score) == ("Pong", 1, 2.0)  # Last evaluated iteration.
+  (problem,) = problems
+  assert problem.path == never and "no evaluated iteration" in problem.message
+  _, problems, _ = agg.select_scores(runs, 2, synthetic_runs.REFERENCES)
+  messages = {p.path: p.message for p in problems}
+  assert "no evaluation at iteration 2" in messages[path]
+  assert "no iteration 2" in messages[never]
+  curves = agg.learning_curves(runs)
+  assert [p[0] for p in curves[(row.config, "Pong")]] == [0, 1]
+  assert (row.config, "Breakout") not in curves
+
+
+@pytest.mark.parametrize("field, value", [("iteration", float("inf")), ("env_steps", 1.5)])
+def test_non_integer_counters_are_malformed(tmp_path, field, value):
+  path = synthetic_runs.write_run(str(tmp_path), "Pong", 0, [1.0])
+  record = synthetic_runs.record(1, "Pong", 0, 2.0)
+  record[field] = value
+  with open(path, "a", encoding="utf-8") as f:
+    f.write(json.dumps(record) + "\n")
+  runs = agg.load_runs(str(tmp_path))
+  (problem,) = runs.problems
+  assert problem.line == 2 and field in problem.message and runs.runs == []

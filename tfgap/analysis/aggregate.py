@@ -67,12 +67,16 @@ class Run:
     return os.path.dirname(self.path)
 
   def record_at(self, iteration=None):
-    """The record of `iteration` (None: the last one), or None when the run lacks it."""
+    """The record of `iteration`, or None when the run lacks it or it has no evaluation.
+
+    With iteration None: the last record that has an evaluation (eval_return not null).
+    """
     if iteration is None:
-      return self.records[-1]
+      evaluated = [r for r in self.records if r["eval_return"] is not None]
+      return evaluated[-1] if evaluated else None
     for record in self.records:
       if record["iteration"] == iteration:
-        return record
+        return record if record["eval_return"] is not None else None
     return None
 
 
@@ -117,11 +121,14 @@ def _parse_line(text):
     return None, f"missing field(s) {', '.join(missing)}"
   for field in ("iteration", "env_steps"):
     value = record[field]
-    if not _is_number(value) or value != int(value) or value < 0:
+    if (not _is_number(value) or not math.isfinite(value) or value != int(value) or
+        value < 0):
       return None, f"{field} {value!r} is not an integer >= 0"
     record[field] = int(value)
   for field in ("eval_return", "width_scale"):
     value = record[field]
+    if field == "eval_return" and value is None:
+      continue  # An iteration without evaluation (the training driver writes null).
     if not _is_number(value) or not math.isfinite(value):
       return None, f"{field} {value!r} is not a finite number"
   if not isinstance(record["game"], str) or not record["game"]:
@@ -311,8 +318,14 @@ def select_scores(collection, iteration=None, references=None):
   for run in collection.runs:
     record = run.record_at(iteration)
     if record is None:
-      problems.append(Problem(run.path, None, f"has no iteration {iteration} (last: "
-                              f"{run.records[-1]['iteration']}); left out"))
+      iterations = [r["iteration"] for r in run.records]
+      if iteration is None:
+        reason = "has no evaluated iteration (eval_return is null on every line)"
+      elif iteration in iterations:
+        reason = f"has no evaluation at iteration {iteration} (eval_return is null)"
+      else:
+        reason = f"has no iteration {iteration} (last: {iterations[-1]})"
+      problems.append(Problem(run.path, None, reason + "; left out of scores"))
       continue
     normalized = _try_normalize(run.game, record["eval_return"], references)
     if normalized is None:
@@ -529,7 +542,7 @@ def performance_profiles(matrices, taus=None, reps=2000, seed=0, confidence=0.95
 
 
 def learning_curves(collection):
-  """Mean eval return over seeds per (config, game) and iteration.
+  """Mean eval return over seeds per (config, game) and iteration (evaluated iterations only).
 
   Returns:
     {(config, game): list of (iteration, mean env_steps, mean eval_return, min, max, n)}.
@@ -538,9 +551,12 @@ def learning_curves(collection):
   for run in collection.runs:
     per_iter = grouped.setdefault((run.config, run.game), {})
     for record in run.records:
-      per_iter.setdefault(record["iteration"], []).append(record)
+      if record["eval_return"] is not None:
+        per_iter.setdefault(record["iteration"], []).append(record)
   out = {}
   for key, per_iter in sorted(grouped.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    if not per_iter:
+      continue
     points = []
     for iteration in sorted(per_iter):
       records = per_iter[iteration]
