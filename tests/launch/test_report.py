@@ -196,13 +196,13 @@ def test_python_api_adds_grad_cam_and_effective_parameters(runs_dir, tmp_path):
   assert "](gradcam.png)" in text
 
 
-def test_policy_flag_states_the_cli_gap(runs_dir, tmp_path, capsys):
+def test_policy_that_is_not_a_run_dir_is_a_clear_error(runs_dir, tmp_path, capsys):
   root, _, refs = runs_dir
   code = report.main([root, "--out", str(tmp_path), "--reps", "5", "--references", refs,
                       "--policy", root])
-  assert code == 0
-  assert "cannot yet restore" in capsys.readouterr().err
-  assert "cannot yet restore" in (tmp_path / "report.md").read_text()
+  assert code == 1
+  err = capsys.readouterr().err
+  assert "has no config.gin" in err and "Traceback" not in err
 
 
 @pytest.mark.slow  # A fresh interpreter importing TensorFlow: 12-23 s on 2 shared cores.
@@ -214,3 +214,34 @@ def test_module_entry_point(runs_dir, tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert "wrote" in proc.stdout and (tmp_path / "report.md").exists()
   assert "zz_broken" in proc.stderr
+
+
+@pytest.mark.slow  # A real (tiny) training run on Pong, then the report with its network: ~40 s.
+def test_policy_run_dir_restores_the_trained_network(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import train  # pylint: disable=g-import-not-at-top
+  run_dir = str(tmp_path / "runs" / "pong_gap")
+  train.train(run_dir, gin_bindings=[
+      "Runner.suite='atari'", "Runner.game='Pong'", "Runner.num_iterations=1",
+      "Runner.training_steps=160", "Runner.evaluation_steps=10",
+      "Runner.eval_env_kwargs={'max_episode_steps': 20}", "Runner.replay_capacity=500",
+      "Runner.dormant_batch_size=16", "Runner.progress_bar=False", "Runner.export_policies=False",
+      "tfgap.agents.DQNAgent.min_replay_history=64", "tfgap.agents.DQNAgent.batch_size=8",
+      "tfgap.networks.build_q_network.bottleneck='gap'",
+      "tfgap.networks.build_q_network.head_units=(32,)"])
+  net, obs, description = report.load_run_network(run_dir, num_observations=3)
+  assert obs.shape == (3, 84, 84, 4) and obs.dtype == np.uint8
+  assert "Pong" in description and "ckpt-000000" in description
+  state = os.path.join(run_dir, "checkpoints", "ckpt-000000", "tf", "state")
+  saved = tf.train.load_checkpoint(state).get_tensor(
+      "q_network/_encoder/convs/0/kernel/.ATTRIBUTES/VARIABLE_VALUE")
+  np.testing.assert_array_equal(net.parts()["phi"][0].kernel.numpy(), saved)
+
+  out = tmp_path / "out"
+  assert report.main([str(tmp_path / "runs"), "--out", str(out), "--reps", "5",
+                      "--policy", run_dir]) == 0
+  assert mpimg.imread(str(out / "gradcam.png")).shape[0] > 50
+  (row,) = _read_csv(str(out / "effective_parameters.csv"))
+  assert int(row["live_weights"]) == 64 * 32  # GAP: C x dim(psi).
+  text = (out / "report.md").read_text()
+  assert "Network restored from" in text and "dormant" in text

@@ -8,8 +8,9 @@ probability_of_improvement.csv, dormant.csv, effective_parameters.csv) and figur
 (aggregate_vs_width.png, learning_curves.png, dormant.png, performance_profiles.png,
 gradcam.png). Parts without data are stated in report.md, never silently dropped.
 
-From Python, `write_report(runs_dir, out, network=net, observations=obs)` adds a Grad-CAM grid and
-the effective-parameter table of a tfgap network.
+`--policy RUN_DIR` (a tfgap.launch.train run directory) or, from Python,
+`write_report(runs_dir, out, network=net, observations=obs)` adds a Grad-CAM grid and the
+effective-parameter table of a tfgap network.
 """
 
 import argparse
@@ -225,7 +226,6 @@ _GROUP_ORDER = dormant_lib.GROUPS + (dormant_lib.ALL,)
 def _network_sections(w, network, observations, actions):
   from tfgap.analysis import effective  # pylint: disable=g-import-not-at-top
   from tfgap.analysis import gradcam  # pylint: disable=g-import-not-at-top
-  w.add("## Network")
   try:
     info = effective.effective_parameters(network)
   except ValueError as err:
@@ -248,7 +248,7 @@ def _network_sections(w, network, observations, actions):
 
 
 def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=None,
-                 network=None, observations=None, actions=None, policy_note=None):
+                 network=None, observations=None, actions=None, network_note=None):
   """Writes report.md, CSVs and PNGs for the runs under `runs_dir`.
 
   Args:
@@ -262,7 +262,7 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
       effective parameters.
     observations: `[N, H, W, C]` observations for Grad-CAM.
     actions: actions to explain (None: greedy).
-    policy_note: a line to state in the report about a requested network that is not available.
+    network_note: a line about where the network comes from, stated in its section.
 
   Returns:
     `ReportResult`.
@@ -294,11 +294,12 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
   _aggregate_tables(w, matrices, reps, seed)
   _learning_curves(w, collection)
   _dormant(w, collection)
-  if policy_note:
+  if network is not None or network_note:
     w.add("## Network")
-    w.note(policy_note)
-  if network is not None:
-    _network_sections(w, network, observations, actions)
+    if network_note:
+      w.add(network_note)
+    if network is not None:
+      _network_sections(w, network, observations, actions)
   w.add("## Skipped or left out\n\n" + (
       "\n".join(f"- `{p}`" for p in problems) if problems else "Nothing."))
   report = _finish(w)
@@ -324,12 +325,98 @@ def _load_references(path):
                      '{"Game": [random_score, human_score], ...}') from err
 
 
-def _policy_gap(path):
-  """The CLI cannot rebuild a network from a run yet: say so (see docs/analysis.md)."""
-  return (f"--policy {path}: the CLI cannot yet restore a tfgap network (encode/decode) from a "
-          "run directory or SavedModel (a PolicySaver SavedModel has no encoder feature map); "
-          "Grad-CAM and effective parameters are available from Python: "
-          "tfgap.launch.report.write_report(..., network=net, observations=obs).")
+def _runner_setting(gin, name, default):
+  try:
+    return gin.query_parameter(f"Runner.{name}")
+  except ValueError:  # Not bound in the run's config: the Runner's default.
+    return default
+
+
+def _latest_checkpoint(run_dir):
+  folder = os.path.join(run_dir, "checkpoints")
+  names = sorted(n for n in os.listdir(folder) if n.startswith("ckpt-")) if os.path.isdir(
+      folder) else []
+  if not names:
+    raise ValueError(f"run directory {run_dir!r} has no checkpoints/ckpt-* folder; accepted: a "
+                     "run directory written by tfgap.launch.train")
+  return os.path.join(folder, names[-1], "tf", "state"), names[-1]
+
+
+def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
+  """Rebuilds a training run's Q-network and restores its latest checkpoint.
+
+  Reads `run_dir/config.gin` (the operative config tfgap.launch.train saves), builds the Q-network
+  for the run's environment with those bindings, restores its weights from the newest
+  `checkpoints/ckpt-*`, and plays random actions in the run's evaluation environment to collect
+  observations for Grad-CAM.
+
+  Args:
+    run_dir: a run directory of tfgap.launch.train.
+    num_observations: observations to collect.
+    seed: environment and action seed.
+    steps_between: random steps between two collected observations.
+
+  Returns:
+    (network, observations `[num_observations, H, W, C]`, description string).
+
+  Raises:
+    ValueError: when run_dir is no such run directory or its checkpoint does not match.
+
+  Note: gin's global config is cleared before and after (the run's bindings are parsed into it).
+  """
+  config_path = os.path.join(run_dir, "config.gin")
+  if not os.path.isfile(config_path):
+    raise ValueError(f"{run_dir!r} has no config.gin; accepted: a run directory written by "
+                     "tfgap.launch.train (a PolicySaver SavedModel alone has no encoder "
+                     "feature map for Grad-CAM)")
+  state_path, checkpoint = _latest_checkpoint(run_dir)
+  import inspect  # pylint: disable=g-import-not-at-top
+  import gin  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  from tfgap import agents as agents_lib  # pylint: disable=g-import-not-at-top
+  from tfgap import envs  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import common  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import train  # pylint: disable=g-import-not-at-top  (registers Runner)
+  defaults = {k: v.default for k, v in inspect.signature(train.Runner).parameters.items()}
+  gin.clear_config()
+  registered = common.register_gin()
+  try:
+    try:
+      gin.parse_config_file(config_path)
+    except (ValueError, KeyError, SyntaxError) as err:
+      raise ValueError(f"{config_path} cannot be parsed ({err})") from err
+    suite = _runner_setting(gin, "suite", defaults["suite"])
+    game = _runner_setting(gin, "game", defaults["game"])
+    agent = _runner_setting(gin, "agent", defaults["agent"])
+    env_kwargs = dict(_runner_setting(gin, "eval_env_kwargs", None) or {})
+    _, kind = agents_lib.agent_class(agent)
+    env = envs.make(suite, game, num_envs=1, seed=seed, mode="eval", **env_kwargs)
+    obs_spec = tensor_spec.from_spec(env.observation_spec())
+    action_spec = tensor_spec.from_spec(env.action_spec())
+    builder = registered["build_q_network" if kind == "q" else "build_categorical_q_network"]
+    network = builder(obs_spec, action_spec)
+    network.create_variables()
+  finally:
+    gin.clear_config()
+  status = tf.train.Checkpoint(q_network=network).read(state_path)
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError as err:
+    raise ValueError(f"checkpoint {state_path} does not match the network rebuilt from "
+                     f"{config_path}: {err}") from err
+  status.expect_partial()  # Optimizer, target network and counters are not needed here.
+  rng = np.random.default_rng(seed)
+  num_actions = int(action_spec.maximum) - int(action_spec.minimum) + 1
+  observations = []
+  time_step = env.reset()
+  while len(observations) < num_observations:
+    observations.append(np.asarray(time_step.observation))
+    for _ in range(steps_between):
+      time_step = env.step(np.asarray(rng.integers(num_actions), action_spec.dtype.as_numpy_dtype))
+  env.close()
+  description = f"{suite}/{game}, {agent}, {checkpoint}"
+  return network, np.stack(observations), description
 
 
 def parse_args(argv):
@@ -346,7 +433,8 @@ def parse_args(argv):
   parser.add_argument("--references", default=None,
                       help='JSON {"Game": [random, human]} (default: tfgap.envs.games)')
   parser.add_argument("--policy", default=None,
-                      help="run dir or SavedModel of a trained network for Grad-CAM")
+                      help="run directory of tfgap.launch.train (config.gin + checkpoints/): "
+                           "adds Grad-CAM and effective parameters of its latest network")
   return parser.parse_args(argv)
 
 
@@ -357,9 +445,13 @@ def main(argv=None):
     if args.reps < 1:
       raise ValueError(f"--reps {args.reps} is invalid; accepted: an integer >= 1")
     references = _load_references(args.references) if args.references else None
-    policy_note = _policy_gap(args.policy) if args.policy else None
+    network = observations = network_note = None
+    if args.policy:
+      network, observations, description = load_run_network(args.policy, seed=args.seed)
+      network_note = f"Network restored from `{args.policy}` ({description})."
     result = write_report(args.runs_dir, args.out, iteration=args.iteration, reps=args.reps,
-                          seed=args.seed, references=references, policy_note=policy_note)
+                          seed=args.seed, references=references, network=network,
+                          observations=observations, network_note=network_note)
   except ValueError as err:
     print(f"tfgap report: error: {err}", file=sys.stderr)
     return 1
