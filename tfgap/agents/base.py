@@ -99,10 +99,10 @@ class CompiledUpdateMixin:
     self._update_fn = tf.function(
         self._update_step,
         input_signature=[obs, tf.TensorSpec([None], tf.int32), vec, vec, obs, vec],
-        jit_compile=self.jit_compile)
+        jit_compile=self.jit_compile, autograph=False)
     # Acting runs on tiny batches where compilation does not pay; plain graph mode.
     self._act_fn = tf.function(
-        self._act_step, input_signature=[obs, tf.TensorSpec([], tf.float32)])
+        self._act_step, input_signature=[obs, tf.TensorSpec([], tf.float32)], autograph=False)
     spec = tf.nest.flatten(self.action_spec)[0]
     self._action_dtype = spec.dtype.as_numpy_dtype
     self._num_actions_int = int(spec.maximum) - int(spec.minimum) + 1
