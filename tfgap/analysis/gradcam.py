@@ -164,12 +164,10 @@ def overlay(frame, cam, alpha=0.5, cmap="jet"):
 
 def save_overlay(path, observation, cam, frame_channels=None, alpha=0.5, cmap="jet"):
   """Writes one PNG: the observation's last frame with the map over it."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib import image as mpimg  # pylint: disable=g-import-not-at-top
   image = overlay(last_frame(observation, frame_channels), cam, alpha, cmap)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  plt.imsave(path, image)
+  mpimg.imsave(path, image)
   return path
 
 
@@ -190,9 +188,8 @@ def save_grid(path, observations, cams, titles=None, frame_channels=None, alpha=
   Returns:
     path.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  # A bare Figure draws on the Agg canvas without pyplot: no display, no backend change.
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   observations = np.asarray(observations)
   cams = np.asarray(cams)
   n = len(observations)
@@ -202,7 +199,8 @@ def save_grid(path, observations, cams, titles=None, frame_channels=None, alpha=
     raise ValueError(f"got {len(titles)} titles for {n} maps; accepted: one per map")
   columns = max(1, min(columns, n))
   rows = -(-n // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.5 * rows), squeeze=False)
+  fig = Figure(figsize=(2.4 * columns, 2.5 * rows))
+  axes = fig.subplots(rows, columns, squeeze=False)
   for i, ax in enumerate(axes.flat):
     ax.axis("off")
     if i < n:
@@ -212,7 +210,6 @@ def save_grid(path, observations, cams, titles=None, frame_channels=None, alpha=
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=100)
-  plt.close(fig)
   return path
 
 

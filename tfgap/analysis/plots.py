@@ -1,21 +1,28 @@
-"""Report figures (matplotlib Agg: no display needed)."""
+"""Report figures.
+
+Figures are `matplotlib.figure.Figure` objects drawn on the Agg canvas: no display, no pyplot
+state, and the caller's matplotlib backend is left alone.
+"""
 
 import os
 
 import matplotlib
+from matplotlib.figure import Figure
+import numpy as np
 
-matplotlib.use("Agg")
-from matplotlib import pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
-import numpy as np  # noqa: E402
+from tfgap.analysis import dormant as dormant_lib
 
-from tfgap.analysis import dormant as dormant_lib  # noqa: E402
+
+def _figure(rows=1, columns=1, figsize=(6.0, 4.0)):
+  fig = Figure(figsize=figsize)
+  axes = fig.subplots(rows, columns, squeeze=False)
+  return fig, axes
 
 
 def _save(fig, path):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
   return path
 
 
@@ -39,7 +46,8 @@ def plot_aggregate_vs_width(aggregates, configs, path, metric="IQM"):
   for label, values in aggregates.items():
     config = configs[label]
     series.setdefault(_series_label(config), []).append((config.width_scale, values[metric]))
-  fig, ax = plt.subplots(figsize=(6.0, 4.0))
+  fig, axes = _figure(figsize=(6.0, 4.0))
+  ax = axes[0, 0]
   for name, points in sorted(series.items()):
     points.sort(key=lambda p: p[0])
     x = np.array([p[0] for p in points])
@@ -73,7 +81,7 @@ def plot_learning_curves(curves, path, columns=3):
   games = sorted({game for _, game in curves})
   columns = max(1, min(columns, len(games)))
   rows = -(-len(games) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+  fig, axes = _figure(rows, columns, figsize=(4.2 * columns, 3.2 * rows))
   for ax, game in zip(axes.flat, games):
     for (config, g), points in sorted(curves.items(), key=lambda kv: kv[0][0]):
       if g != game:
@@ -131,8 +139,7 @@ def plot_dormant(series, path):
   order = dormant_lib.GROUPS + (dormant_lib.ALL,)
   groups = [g for g in order if any(k[1] == g for k in series)]
   taus = sorted({k[2] for k in series}, key=float)
-  fig, axes = plt.subplots(len(taus), len(groups), figsize=(3.6 * len(groups), 2.9 * len(taus)),
-                           squeeze=False)
+  fig, axes = _figure(len(taus), len(groups), figsize=(3.6 * len(groups), 2.9 * len(taus)))
   for row, tau in enumerate(taus):
     for col, group in enumerate(groups):
       ax = axes[row, col]
@@ -158,8 +165,10 @@ def plot_dormant(series, path):
 def plot_performance_profiles(taus, profiles, cis, path):
   """Fraction of runs with normalised score > tau, with bootstrap bands (rliable.plot_utils)."""
   from rliable import plot_utils  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(6.5, 4.0))
-  colors = dict(zip(sorted(profiles), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10))
+  fig, axes = _figure(figsize=(6.5, 4.0))
+  ax = axes[0, 0]
+  cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+  colors = dict(zip(sorted(profiles), cycle * (len(profiles) // len(cycle) + 1)))
   plot_utils.plot_performance_profiles(
       profiles, taus, performance_profile_cis=cis, colors=colors,
       xlabel=r"human-normalised score $(\tau)$", ylabel=r"fraction of runs with score $> \tau$",
