@@ -37,7 +37,10 @@ def test_shapes_dtypes_and_zero_padded_first_observation(suite, num_envs, backen
     # Oldest three frames are zero padding, the newest is the real screen.
     assert not obs[..., :3].any()
     assert obs[..., 3].reshape(num_envs, -1).max(axis=1).min() > 0
+    kept = obs.copy()
     nxt = env.step(np.zeros(num_envs, np.int64) if num_envs > 1 else np.int64(0))
+    # A returned observation is the caller's: later steps must not write into it.
+    np.testing.assert_array_equal(obs, kept)
     obs2 = nxt.observation if num_envs > 1 else nxt.observation[None]
     # The stack shifts: the reset frame moves one slot to the left.
     np.testing.assert_array_equal(obs2[..., 2], obs[..., 3])

@@ -170,7 +170,15 @@ class AtariVectorEnvironment(core.TfgapEnv):
     discount = np.ones(n, np.float32)
     obs, raw, terminated, truncated, info = self._vec.step(actions.astype(np.int64, copy=False))
     frames = self._frames(obs)
-    for j, i in enumerate(np.asarray(info["env_id"])):
+    env_ids = np.asarray(info["env_id"])
+    if np.array_equal(env_ids, np.arange(n)):
+      # Synchronous mode returns entries in order: shift all stacks at once (FIRST entries are
+      # restarted below anyway).
+      self._stacks.push_all(frames)
+      pushed = True
+    else:
+      pushed = False
+    for j, i in enumerate(env_ids):
       lives = int(info["lives"][j])
       frame = frames[j]
       if self._needs_first[i]:
@@ -194,10 +202,11 @@ class AtariVectorEnvironment(core.TfgapEnv):
             self._needs_first[i] = True
         self._lives[i] = lives
         continue
-      self._stacks.push(i, frame)
+      if not pushed:
+        self._stacks.push(i, frame)
       self._episode_return[i] += raw[j]
       self._episode_length[i] += 1
-      reward[i] = np.clip(raw[j], -1, 1) if self._clip else raw[j]
+      reward[i] = min(max(raw[j], -1), 1) if self._clip else raw[j]
       life_lost = lives < self._lives[i]
       self._lives[i] = lives
       if terminated[j] or truncated[j]:

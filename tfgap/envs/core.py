@@ -20,23 +20,36 @@ class FrameStack:
   """Per-batch-entry stacks of the last `k` frames, concatenated on the channel axis.
 
   A stack restarted with `begin` holds zeros in place of the frames before the episode (Dopamine's
-  convention, which replay reproduces from single frames).
+  convention, which replay reproduces from single frames). Frames are kept frame-major
+  ([n, k, H, W, C]) so that shifting is a contiguous copy; `observation()` lays them out
+  channels-last, oldest first.
   """
 
   def __init__(self, num_envs, frame_shape, k):
-    self.channels = frame_shape[-1]
     self.k = k
-    self.data = np.zeros((num_envs,) + tuple(frame_shape[:-1]) + (self.channels * k,), np.uint8)
+    self.frame_shape = tuple(frame_shape)
+    self.data = np.zeros((num_envs, k) + self.frame_shape, np.uint8)
 
   def begin(self, i, frame):
-    self.data[i] = 0
-    self.data[i, ..., -self.channels:] = frame
+    self.data[i, :-1] = 0
+    self.data[i, -1] = frame
 
   def push(self, i, frame):
-    if self.k > 1:
-      # Shift older frames left in place; the newest goes last.
-      self.data[i, ..., :-self.channels] = self.data[i, ..., self.channels:]
-    self.data[i, ..., -self.channels:] = frame
+    self.data[i, :-1] = self.data[i, 1:]
+    self.data[i, -1] = frame
+
+  def push_all(self, frames):
+    self.data[:, :-1] = self.data[:, 1:]
+    self.data[:, -1] = frames
+
+  def observation(self):
+    """A new [n, H, W, k * C] array: frame j of the stack is channels [j * C, (j + 1) * C)."""
+    if self.k == 1:
+      return self.data[:, 0].copy()  # A reshape would be a view here; callers keep the array.
+    n, k = self.data.shape[:2]
+    h, w, c = self.frame_shape
+    # The reshape of the moved axes cannot be a view, so this is a fresh array.
+    return np.moveaxis(self.data, 1, 3).reshape(n, h, w, k * c)
 
 
 class TfgapEnv(py_environment.PyEnvironment):
@@ -157,7 +170,7 @@ class TfgapEnv(py_environment.PyEnvironment):
     self._episode_length[i] = 0
 
   def _time_step(self, step_type, reward, discount):
-    observation = self._stacks.data.copy()
+    observation = self._stacks.observation()
     if self._batched:
       return ts.TimeStep(step_type, reward, discount, observation)
     return ts.TimeStep(np.asarray(step_type[0], np.int32), np.asarray(reward[0], np.float32),
@@ -234,7 +247,7 @@ class SerialEnv(TfgapEnv):
       self._stacks.push(i, frame)
       self._episode_return[i] += raw
       self._episode_length[i] += 1
-      reward[i] = np.clip(raw, -1.0, 1.0) if self._clip else raw
+      reward[i] = min(max(raw, -1.0), 1.0) if self._clip else raw
       if self._max_steps is not None and self._episode_length[i] >= self._max_steps:
         truncated = True
       if terminated or truncated:
