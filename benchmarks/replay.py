@@ -25,7 +25,6 @@ machine is shared and absolute numbers move with its load).
 import argparse
 import json
 import os
-import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -252,7 +251,7 @@ def main():
   parser.add_argument("--json", help="also write the figures to this file")
   args = parser.parse_args()
 
-  results = {"threads": threading.active_count()}
+  results = {}
   print(f"tfgap.replay benchmark: frames {FRAME}, stack {STACK}, n={N_STEP}, batch {BATCH}, "
         f"{STREAMS} streams, capacity {args.capacity}")
   results["add_steps_per_s"] = bench_add(args.seconds, args.capacity)

@@ -37,9 +37,9 @@ class ReplayBuffer:
   terminal). A stacked observation is the last ``stack_size`` frames of the same episode
   concatenated on the channel axis, oldest first, with zeros for frames before the episode's first
   frame: exactly what the environments of ``tfgap.envs`` hand the agent. Memory per stored step is
-  one frame plus ``action + 4 + 2`` bytes (and 16 bytes of sum tree when prioritized), so the
-  paper's 1M Atari steps (84x84x1 frames) take about 7.1 GB instead of 28 GB of stacked
-  observations (56 GB with next observations).
+  one frame plus the action, a float32 reward and two flag bytes (and 8 bytes of sum tree when
+  prioritized): 7,066-7,074 bytes for 84x84x1 frames, so the paper's 1M Atari steps take 6.6 GiB
+  instead of 26 GiB of stacked observations (twice that with next observations).
 
   Storage is split evenly between ``num_streams`` parallel environment streams (the ``num_envs`` of
   a batched env); each ``add`` writes one step of every stream. Calling convention (TF-Agents time
@@ -52,7 +52,7 @@ class ReplayBuffer:
                           prioritized=True)
     time_step = env.reset()
     buffer.add_time_step(time_step)                 # all FIRST: the action is ignored
-    batches = buffer.prefetch(batch_size=32)
+    batches = buffer.prefetch(batch_size=32, min_sampleable=min_replay)
     while training:
       action = policy.action(time_step).action
       time_step = env.step(action)                  # o_{t+1}, r_{t+1}, step type, discount
