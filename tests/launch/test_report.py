@@ -142,16 +142,6 @@ def test_chosen_iteration(runs_dir, tmp_path):
   assert float(pong[0]["eval_return"]) == _final("Pong", "gap", 1.0, 0) - 2.0
 
 
-def test_default_references_come_from_tfgap_envs_games(runs_dir, tmp_path):
-  root, _, _ = runs_dir
-  result = report.write_report(root, str(tmp_path), reps=5)
-  assert result.games_without_reference == ["AirRaid"]
-  raw = _read_csv(str(tmp_path / "raw_scores.csv"))
-  row = next(r for r in raw if r["game"] == "Pong")
-  expected = (float(row["eval_return"]) + 20.7) / (14.6 + 20.7)
-  assert float(row["human_normalized"]) == pytest.approx(expected, rel=1e-3)
-
-
 @pytest.mark.parametrize("make", ["empty", "missing"])
 def test_empty_or_missing_dir_is_a_clear_error(tmp_path, capsys, make):
   root = tmp_path / "runs"
@@ -181,12 +171,17 @@ def test_bad_arguments(runs_dir, tmp_path, capsys, argv, needle):
   assert needle in capsys.readouterr().err
 
 
-def test_python_api_adds_grad_cam_and_effective_parameters(runs_dir, tmp_path):
-  root, _, refs = runs_dir
+def test_python_api_with_network_and_default_references(runs_dir, tmp_path):
+  root, _, _ = runs_dir
   net = tiny_nets.TinyQNet(input_shape=(16, 16, 4), bottleneck="gap")
   obs = np.random.RandomState(0).randint(0, 256, (3, 16, 16, 4)).astype(np.uint8)
-  result = report.write_report(root, str(tmp_path), reps=5, references=dict(
-      synthetic_runs.REFERENCES), network=net, observations=obs)
+  # No references: human/random scores come from tfgap.envs.games.
+  result = report.write_report(root, str(tmp_path), reps=5, network=net, observations=obs)
+  assert result.games_without_reference == ["AirRaid"]
+  raw = _read_csv(str(tmp_path / "raw_scores.csv"))
+  row = next(r for r in raw if r["game"] == "Pong")
+  expected = (float(row["eval_return"]) + 20.7) / (14.6 + 20.7)
+  assert float(row["human_normalized"]) == pytest.approx(expected, rel=1e-3)
   assert mpimg.imread(str(tmp_path / "gradcam.png")).shape[0] > 50
   (row,) = _read_csv(str(tmp_path / "effective_parameters.csv"))
   # TinyQNet: 8x8x12 feature map, GAP into a 10-unit layer.
