@@ -148,3 +148,38 @@ def test_dormant_on_a_critic_takes_observation_and_action():
 def test_grad_cam_on_a_critic_explains_what_it_needs():
   with pytest.raises(ValueError, match="critic needs an action"):
     gradcam.grad_cam(_critic(), _obs(1))
+
+
+@pytest.mark.parametrize("bottleneck, kwargs", [
+    ("flatten", {}), ("gap", {}),
+    ("softmoe", {"bottleneck_kwargs": {"num_experts": 2, "expert_hidden": 16}})])
+def test_keras_models_from_build_keras_model_get_the_same_analyses(bottleneck, kwargs):
+  model = networks.build_keras_model(observation_shape=(36, 36, 4), num_actions=6,
+                                     bottleneck=bottleneck, **kwargs)
+  net = _q_net(bottleneck, **kwargs)
+  mine, theirs = (effective.effective_parameters(model), effective.effective_parameters(net))
+  assert mine.bottleneck == bottleneck and mine.as_dict() == theirs.as_dict()
+  x = _obs(2)
+  report = dormant.dormant_fractions(model, x)
+  expected = dormant.dormant_fractions(net, x)
+  assert [(l.group, l.num_neurons) for l in report.layers] == [
+      (l.group, l.num_neurons) for l in expected.layers]
+  maps, chosen = gradcam.grad_cam(model, x)
+  np.testing.assert_array_equal(chosen, np.argmax(model(x).numpy(), axis=-1))
+  assert maps.shape == (2, 36, 36)
+
+
+def test_grad_cam_on_a_value_network():
+  net = networks.build_value_network(OBS, bottleneck="gap")
+  net.create_variables()
+  maps, chosen = gradcam.grad_cam(net, _obs(2))
+  assert chosen.tolist() == [0, 0] and maps.shape == (2, 36, 36)
+
+
+def test_other_keras_models_are_refused():
+  from tfgap.compat import keras  # pylint: disable=g-import-not-at-top
+  model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+  for fn in (effective.effective_parameters, lambda m: gradcam.grad_cam(m, _obs(1)),
+             lambda m: dormant.dormant_fractions(m, _obs(1))):
+    with pytest.raises(ValueError, match="build_keras_model"):
+      fn(model)

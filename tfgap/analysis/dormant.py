@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from tfgap.analysis import adapters
+
 GROUPS = ("phi", "bottleneck", "psi")
 # Key used for the whole network in flat metric dicts.
 ALL = "all"
@@ -182,7 +184,8 @@ def dormant_fractions(network, observations, taus=DEFAULT_TAUS, training=False):
   """Measures tau-dormant neurons of a tfgap network on a batch of observations.
 
   Args:
-    network: object with `activations(observation, training=False)` (the tfgap contract).
+    network: a tfgap network (the design contract; `activations` is used) or a model from
+      `tfgap.networks.build_keras_model`.
     observations: a batch `[B, ...]` (numpy or tensor, e.g. uint8 frames), or the tuple a
       network's activations() takes (a critic's `(observation, action)`).
     taus: thresholds, measured together from one forward pass.
@@ -191,9 +194,7 @@ def dormant_fractions(network, observations, taus=DEFAULT_TAUS, training=False):
   Returns:
     A `DormantReport` (per-layer counts; per-group fractions via `group_fraction`).
   """
-  if not hasattr(network, "activations"):
-    raise ValueError(f"network {type(network).__name__} has no activations(); accepted: tfgap "
-                     "networks (or any object with activations(observation, training))")
+  network = adapters.as_network(network)
   if not isinstance(observations, tuple):  # A critic takes an (observation, action) tuple.
     observations = tf.convert_to_tensor(observations)
   entries = network.activations(observations, training=training)

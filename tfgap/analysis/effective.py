@@ -25,6 +25,8 @@ from typing import Tuple
 import numpy as np
 import tensorflow as tf
 
+from tfgap.analysis import adapters
+
 TOKEN_BOTTLENECKS = ("softmoe", "tokenize")
 
 
@@ -96,7 +98,8 @@ def effective_parameters(network, observation_shape=None):
   """Live and dense-equivalent weights of the bottleneck connection.
 
   Args:
-    network: a tfgap network (or any object with `parts()`, `encode()` and `bottleneck_name`).
+    network: a tfgap network (contract methods and `bottleneck_name`) or a model from
+      `tfgap.networks.build_keras_model`.
     observation_shape: (H, W, C) of one observation; default from the network.
 
   Returns:
@@ -105,10 +108,7 @@ def effective_parameters(network, observation_shape=None):
   Raises:
     ValueError: when the network lacks the contract methods or its bottleneck is unknown.
   """
-  for attr in ("parts", "encode"):
-    if not hasattr(network, attr):
-      raise ValueError(f"network {type(network).__name__} has no {attr}(); accepted: tfgap "
-                       "networks (parts/encode contract)")
+  network = adapters.as_network(network)
   accounting, common = _accounting()
   name = getattr(network, "bottleneck_name", None)
   parts = network.parts()

@@ -8,7 +8,7 @@ computed by net.decode(A):
 normalised to [0, 1] per sample (divided by its maximum) and resized bilinearly to the frame.
 
 Y is, by output shape:
-- `[B, A]` (Q-values, or an actor's outputs): the chosen entry;
+- `[B, A]` (Q-values, or an actor's outputs): the chosen entry; `[B]` (a value network): V;
 - `[B, A, atoms]` (categorical logits): the expected Q, sum_z softmax(logits)_z * support_z;
 - a tfp distribution (actors): its mean's chosen entry.
 The default choice is the greedy action (argmax of the per-action values).
@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 import tensorflow as tf
+
+from tfgap.analysis import adapters
 
 DEFAULT_VMAX = 10.0
 
@@ -42,13 +44,15 @@ def action_values(output, network=None, support=None):
   if hasattr(output, "sample") and hasattr(output, "mean"):  # A tfp distribution.
     output = output.mean()
   output = tf.convert_to_tensor(output)
+  if output.shape.rank == 1:  # A value network's V [B]: one output to explain.
+    return tf.cast(output, tf.float32)[:, None]
   if output.shape.rank == 2:
     return tf.cast(output, tf.float32)
   if output.shape.rank == 3:
     atoms = output.shape[-1]
     probs = tf.nn.softmax(tf.cast(output, tf.float32), axis=-1)
     return tf.reduce_sum(probs * _support_for(network, atoms, support), axis=-1)
-  raise ValueError(f"network output has shape {output.shape}; accepted: [B, A] values or "
+  raise ValueError(f"network output has shape {output.shape}; accepted: [B] or [B, A] values or "
                    "[B, A, atoms] categorical logits (or a distribution over [B, A])")
 
 
@@ -56,7 +60,8 @@ def grad_cam(network, observations, actions=None, support=None, frame_size=None)
   """Grad-CAM maps of a batch.
 
   Args:
-    network: tfgap network (`encode` / `decode`, the design contract).
+    network: tfgap network (`encode` / `decode`, the design contract) or a model from
+      `tfgap.networks.build_keras_model`.
     observations: `[B, H, W, C]` batch (uint8 frames as the network takes them).
     actions: None for the greedy action per sample, an int for all samples, or `[B]` ints.
     support: atom values for categorical logits; default `network.support` if present, else
@@ -66,10 +71,7 @@ def grad_cam(network, observations, actions=None, support=None, frame_size=None)
   Returns:
     (maps, actions): float32 numpy `[B, h, w]` in [0, 1] and the int `[B]` actions explained.
   """
-  for attr in ("encode", "decode"):
-    if not hasattr(network, attr):
-      raise ValueError(f"network {type(network).__name__} has no {attr}(); accepted: tfgap "
-                       "networks (encode/decode contract)")
+  network = adapters.as_network(network)
   observations = tf.convert_to_tensor(observations)
   if observations.shape.rank != 4:
     raise ValueError(f"observations have shape {observations.shape}; accepted: [B, H, W, C]")

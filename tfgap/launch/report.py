@@ -258,8 +258,8 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
     reps: bootstrap replications.
     seed: bootstrap seed.
     references: {game: (random, human)}; None for tfgap.envs.games.
-    network: optional tfgap network (encode/decode/activations/parts) for Grad-CAM and
-      effective parameters.
+    network: optional tfgap network (encode/decode/activations/parts) or model from
+      `tfgap.networks.build_keras_model`, for Grad-CAM and effective parameters.
     observations: `[N, H, W, C]` observations for Grad-CAM.
     actions: actions to explain (None: greedy).
     network_note: a line about where the network comes from, stated in its section.
@@ -294,6 +294,9 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
   _aggregate_tables(w, matrices, reps, seed)
   _learning_curves(w, collection)
   _dormant(w, collection)
+  if network is not None:
+    from tfgap.analysis import adapters  # pylint: disable=g-import-not-at-top
+    network = adapters.as_network(network)
   if network is not None or network_note:
     w.add("## Network")
     if network_note:
