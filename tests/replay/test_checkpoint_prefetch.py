@@ -174,3 +174,31 @@ def test_as_dataset_yields_tensors():
     assert batch["observation"].dtype == tf.uint8
     assert set(batch["indices"].numpy().tolist()) <= ids
   assert threading.active_count() >= 1
+
+
+def test_forgotten_prefetcher_does_not_block_interpreter_exit():
+  import subprocess
+  import sys
+  import time
+  import tfgap
+  script = (
+      # Skip tfgap/__init__ (it imports TensorFlow, ~5-10 s) : the replay modules need only numpy.
+      "import sys, types\n"
+      f"package = types.ModuleType('tfgap'); package.__path__ = {list(tfgap.__path__)!r}\n"
+      "sys.modules['tfgap'] = package\n"
+      "import numpy as np\n"
+      "from tfgap.replay import ReplayBuffer\n"
+      "b = ReplayBuffer(40, (2, 2, 1), stack_size=2, n_step=1)\n"
+      "b.add_first(np.zeros((2, 2, 1), np.uint8))\n"
+      "for _ in range(10): b.add(np.ones((2, 2, 1), np.uint8), 0, 1.0, 1)\n"
+      "p = b.prefetch(2, depth=1)\n"
+      "next(p)\n"
+      "waiting = b.prefetch(2, min_sampleable=1000)  # Blocked waiting for data.\n"
+      "print('exiting', p.thread.is_alive(), waiting.thread.daemon, flush=True)\n"
+      "assert 'tensorflow' not in sys.modules\n")
+  start = time.monotonic()
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "exiting True True" in result.stdout
+  assert time.monotonic() - start < 120

@@ -686,7 +686,8 @@ class ReplayBuffer:
         with self._added:
           while self._num_valid < batch_size:
             self._added.wait(0.1)
-        yield self.sample(batch_size)
+          batch = self.sample(batch_size)
+        yield batch
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     return dataset.prefetch(prefetch) if prefetch else dataset

@@ -68,9 +68,11 @@ class Prefetcher:
         with buffer._added:  # pylint: disable=protected-access
           while buffer.num_sampleable < self._min_sampleable and not self._stop.is_set():
             buffer._added.wait(0.05)  # pylint: disable=protected-access
-        if self._stop.is_set():
-          break
-        if not self._put(buffer.sample(self._batch_size)):
+          if self._stop.is_set():
+            break
+          # Sampled under the same lock as the check, so the count cannot drop in between.
+          batch = buffer.sample(self._batch_size)
+        if not self._put(batch):
           break
     except BaseException as e:  # pylint: disable=broad-except
       # Hand the failure to the consumer instead of dying silently.
