@@ -139,6 +139,7 @@ class _ContractMixin:
     return squash, squash.flatten(observation), outer_rank
 
   def _body_activations(self, observation, training):
+    self.create_variables()  # call_with_activations bypasses Keras' build-on-first-call.
     acts = []
     a, enc = self._encoder.call_with_activations(observation, training=training)
     acts.extend(("phi", name, t) for name, t in enc)
@@ -260,7 +261,9 @@ class PixelValueNetwork(_ContractMixin, network.Network):
     self._setup(body, width_scale, head)
 
   def decode(self, features, training=False):
-    return self._head(self._bottleneck(features, training=training), training=training)
+    """V `[B]` from the encoder feature map A."""
+    feats = self._bottleneck(features, training=training)
+    return self._head(feats, training=training)[:, 0]
 
   def call(self, observation, step_type=None, network_state=(), training=False):
     del step_type
