@@ -202,3 +202,18 @@ def test_forgotten_prefetcher_does_not_block_interpreter_exit():
   assert result.returncode == 0, result.stderr[-2000:]
   assert "exiting True True" in result.stdout
   assert time.monotonic() - start < 120
+
+
+def test_restore_over_a_used_buffer_clears_what_the_checkpoint_lacks(tmp_path):
+  small = _make()
+  _run(small, reference.EpisodeStreams(3, (5, 4, 1), 4, seed=12), 8)
+  small.save(str(tmp_path / "small"))
+  big = _make()
+  _run(big, reference.EpisodeStreams(3, (5, 4, 1), 4, seed=13), 60)
+  big.restore(str(tmp_path / "small"))
+  assert big.num_added == small.num_added
+  np.testing.assert_array_equal(big.sampleable_indices(), small.sampleable_indices())
+  used = 8 * 3
+  assert not big._frames[used:].any()  # pylint: disable=protected-access
+  assert not big._valid[used:].any()  # pylint: disable=protected-access
+  np.testing.assert_allclose(big._tree.total, small._tree.total)  # pylint: disable=protected-access

@@ -171,6 +171,7 @@ class ReplayBuffer:
     self._valid = np.zeros(self._capacity, dtype=bool)
     self._tree = SumTree(self._capacity) if self._prioritized else None
 
+    self._written = False  # Whether any array may hold non-zero data (see restore).
     self._lock = threading.RLock()
     self._added = threading.Condition(self._lock)
     self._stream_ids = np.arange(self._num_streams, dtype=np.int64)
@@ -295,6 +296,7 @@ class ReplayBuffer:
               f"step_types {step_types.tolist()}: streams {np.flatnonzero(orphan).tolist()} got "
               f"a MID/LAST step with no episode in progress; start each episode with a FIRST step "
               f"(add_first or step_type 0).")
+      self._written = True
       streams = self._num_streams
       stream_ids = self._stream_ids
       row = self._num_steps % self._rows
@@ -767,29 +769,39 @@ class ReplayBuffer:
       used = min(state["num_steps"], self._rows) * self._num_streams
       expected = {"frames": self._frames, "actions": self._actions, "rewards": self._rewards,
                   "flags": self._flags, "valid": self._valid}
+      if self._tree is not None:
+        expected["priorities"] = self._tree.leaves()
       for name, target in expected.items():
-        source = arrays[name]
+        source = arrays.get(name)
+        if source is None:
+          raise checkpoint_lib.ReplayCheckpointError(
+              f"checkpoint in {directory} has no array {name!r}.")
         if source.shape != (used,) + target.shape[1:] or source.dtype != target.dtype:
           raise checkpoint_lib.ReplayCheckpointError(
               f"checkpoint array {name} has shape {source.shape} dtype {source.dtype}, expected "
               f"{(used,) + target.shape[1:]} {target.dtype}.")
+      valid_count = int(np.count_nonzero(arrays["valid"]))
+      if valid_count != int(state["num_valid"]):
+        raise checkpoint_lib.ReplayCheckpointError(
+            f"checkpoint in {directory} is inconsistent: {valid_count} valid flags but num_valid "
+            f"{state['num_valid']}.")
+      expected.pop("priorities", None)
       for name, target in expected.items():
-        target[used:] = 0
+        if self._written:
+          # Never-written arrays are still zero (and their pages uncommitted): skip the fill.
+          target[used:] = 0
         target[:used] = arrays[name]
       self._frames[self._capacity] = 0
       if self._tree is not None:
         self._tree.rebuild(arrays["priorities"])
       self._num_steps = int(state["num_steps"])
-      self._num_valid = int(state["num_valid"])
+      self._num_valid = valid_count
       self._num_batches = int(state["num_batches"])
       self._max_priority = float(state["max_priority"])
       self._in_episode = np.array(state["in_episode"], dtype=bool)
       self._episode_length = np.array(state["episode_length"], dtype=np.int64)
       self._rng.bit_generator.state = state["rng"]
-      if int(np.count_nonzero(self._valid)) != self._num_valid:
-        raise checkpoint_lib.ReplayCheckpointError(
-            f"checkpoint in {directory} is inconsistent: {np.count_nonzero(self._valid)} valid "
-            f"flags but num_valid {self._num_valid}.")
+      self._written = True
 
   @classmethod
   def from_checkpoint(cls, directory):
