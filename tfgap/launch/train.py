@@ -23,6 +23,7 @@ refused unless --force.
 import dataclasses
 import difflib
 import json
+import logging as std_logging
 import math
 import os
 import pathlib
@@ -89,7 +90,7 @@ class Runner:
 
   def __init__(self, root_dir, *, suite="atari", game="Pong", agent="dqn", seed=0, num_envs=1,
                num_iterations=200, training_steps=250_000, evaluation_steps=125_000,
-               evaluation_episodes=None, eval_num_envs=1, env_kwargs=None, eval_env_kwargs=None,
+               evaluation_episodes=None, eval_period=1, eval_num_envs=1, env_kwargs=None, eval_env_kwargs=None,
                replay_capacity=1_000_000, env_fn=None, summary_period=1000,
                dormant_period=None, dormant_taus=(0.0, 0.025, 0.1), dormant_batch_size=256,
                pruning_fractions=(0.2, 0.8), keep_checkpoints=2, export_policies=True,
@@ -108,6 +109,7 @@ class Runner:
       evaluation_steps: minimum evaluation agent steps per iteration (Dopamine: episodes are
         played to their end); ignored when `evaluation_episodes` is set; 0 skips evaluation.
       evaluation_episodes: evaluation episodes per iteration (Atari100K: 100), or None.
+      eval_period: evaluate after every `eval_period`-th iteration and after the last one.
       eval_num_envs: parallel evaluation environments.
       env_kwargs: protocol overrides for the training environment (tfgap.envs.make).
       eval_env_kwargs: protocol overrides for the evaluation environment.
@@ -140,6 +142,7 @@ class Runner:
     self.evaluation_steps = _check_int("evaluation_steps", evaluation_steps, 0)
     self.evaluation_episodes = _check_int("evaluation_episodes", evaluation_episodes, 0,
                                           allow_none=True)
+    self.eval_period = _check_int("eval_period", eval_period, 1)
     self.eval_num_envs = _check_int("eval_num_envs", eval_num_envs, 1)
     self.replay_capacity = _check_int("replay_capacity", replay_capacity, 1)
     self.summary_period = _check_int("summary_period", summary_period, 1)
@@ -254,7 +257,9 @@ class Runner:
       for iteration in range(start, self.num_iterations):
         self.iteration = iteration
         train = self._train_phase(iteration, bar)
-        evaluation = self._eval_phase()
+        evaluation = None
+        if (iteration + 1) % self.eval_period == 0 or iteration + 1 == self.num_iterations:
+          evaluation = self._eval_phase()
         record = self._record(iteration, train, evaluation)
         self._write_summaries(record)
         self._append_metrics(record)
@@ -638,10 +643,21 @@ def parse_config(gin_files, gin_bindings):
   """Registers tfgap with gin and parses files and bindings; clear ValueErrors on bad input."""
   common.register_gin()
   files = [common.resolve_gin_file(f) for f in gin_files]
+  quiet = _DropGinSearchNoise()
+  std_logging.getLogger().addFilter(quiet)
   try:
     gin.parse_config_files_and_bindings(files, gin_bindings, finalize_config=False)
-  except (ValueError, KeyError, SyntaxError) as e:
+  except (ValueError, KeyError, SyntaxError, IOError) as e:
     raise ValueError(f"gin config error in {files} / bindings {list(gin_bindings)}: {e}") from e
+  finally:
+    std_logging.getLogger().removeFilter(quiet)
+
+
+class _DropGinSearchNoise(std_logging.Filter):
+  """gin logs an error for every include it then finds on the search path (the config folder)."""
+
+  def filter(self, record):
+    return not str(record.getMessage()).startswith("Path not found:")
 
 
 def train(root_dir, gin_files=(), gin_bindings=(), force=False):

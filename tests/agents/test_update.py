@@ -1,0 +1,228 @@
+"""The compiled update against straightforward references on fixed batches."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.agents.categorical_dqn import categorical_dqn_agent
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from tfgap import agents
+from tfgap import networks
+from tfgap.agents import losses
+from tfgap.compat import keras
+
+OBS_SHAPE = (12, 12, 2)
+NUM_ACTIONS = 3
+BATCH = 8
+
+
+def specs():
+  obs = tensor_spec.BoundedTensorSpec(OBS_SHAPE, tf.uint8, 0, 255)
+  act = tensor_spec.BoundedTensorSpec((), tf.int64, 0, NUM_ACTIONS - 1)
+  return ts.time_step_spec(obs), act
+
+
+def make_batch(seed=0, terminal_every=3):
+  rng = np.random.default_rng(seed)
+  discount = np.full(BATCH, 0.99 ** 3, np.float32)
+  discount[::terminal_every] = 0.0
+  return {
+      "observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
+      "next_observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
+      "action": rng.integers(0, NUM_ACTIONS, BATCH).astype(np.int32),
+      "reward": rng.normal(size=BATCH).astype(np.float32),
+      "discount": discount,
+      "weights": rng.uniform(0.2, 1.0, BATCH).astype(np.float32),
+  }
+
+
+def make_agent(kind, jit_compile=False, **kwargs):
+  tss, act = specs()
+  if kind == "dqn":
+    net = networks.build_q_network(tss.observation, act, bottleneck="gap")
+    return agents.DQNAgent(tss, act, net, jit_compile=jit_compile, **kwargs)
+  net = networks.build_categorical_q_network(tss.observation, act, num_atoms=11, dueling=True,
+                                             bottleneck="gap")
+  return agents.RainbowAgent(tss, act, net, jit_compile=jit_compile, **kwargs)
+
+
+def reference_dqn_loss(agent, batch):
+  """Double-DQN Huber loss written out in numpy from the networks' eager outputs."""
+  q = agent.q_network(batch["observation"])[0].numpy()
+  q_next_online = agent.q_network(batch["next_observation"])[0].numpy()
+  q_next_target = agent.target_q_network(batch["next_observation"])[0].numpy()
+  rows = np.arange(BATCH)
+  best = q_next_online.argmax(axis=1)
+  target = batch["reward"] + batch["discount"] * q_next_target[rows, best]
+  td = q[rows, batch["action"]] - target
+  huber = np.where(np.abs(td) <= 1.0, 0.5 * td ** 2, np.abs(td) - 0.5)
+  return np.mean(batch["weights"] * huber), np.abs(td)
+
+
+def brute_force_projection(target_support, probabilities, support):
+  """Bellemare et al.'s Algorithm 1 with explicit loops."""
+  out = np.zeros((target_support.shape[0], support.size))
+  v_min, v_max = float(support[0]), float(support[-1])
+  dz = (v_max - v_min) / (support.size - 1)
+  for b in range(target_support.shape[0]):
+    for j in range(target_support.shape[1]):
+      tz = min(max(target_support[b, j], v_min), v_max)
+      pos = min(max((float(tz) - v_min) / dz, 0.0), support.size - 1.0)
+      lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+      if lo == hi:
+        out[b, lo] += probabilities[b, j]
+      else:
+        out[b, lo] += probabilities[b, j] * (hi - pos)
+        out[b, hi] += probabilities[b, j] * (pos - lo)
+  return out
+
+
+def softmax(x):
+  e = np.exp(x - x.max(axis=-1, keepdims=True))
+  return e / e.sum(axis=-1, keepdims=True)
+
+
+def reference_c51_loss(agent, batch):
+  support = agent.support.numpy()
+  logits = agent.q_network(batch["observation"])[0].numpy()
+  next_online = agent.q_network(batch["next_observation"])[0].numpy()
+  next_target = agent.target_q_network(batch["next_observation"])[0].numpy()
+  rows = np.arange(BATCH)
+  best = (softmax(next_online) * support).sum(-1).argmax(axis=1)
+  next_p = softmax(next_target[rows, best])
+  target_support = batch["reward"][:, None] + batch["discount"][:, None] * support[None, :]
+  m = brute_force_projection(target_support, next_p, support)
+  log_p = np.log(softmax(logits[rows, batch["action"]]))
+  ce = -(m * log_p).sum(-1)
+  return np.mean(batch["weights"] * ce), ce
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_projection_matches_brute_force_and_tf_agents(seed):
+  rng = np.random.default_rng(seed)
+  support = np.linspace(-10.0, 10.0, 51).astype(np.float32)
+  probabilities = softmax(rng.normal(size=(16, 51))).astype(np.float32)
+  # Rewards large enough that some atoms fall outside the support and get clipped.
+  target_support = (rng.normal(scale=6.0, size=(16, 1)) +
+                    rng.uniform(0, 1, (16, 1)) * support[None, :]).astype(np.float32)
+  ours = losses.project_distribution(tf.constant(target_support), tf.constant(probabilities),
+                                     tf.constant(support)).numpy()
+  np.testing.assert_allclose(ours, brute_force_projection(target_support, probabilities, support),
+                             atol=1e-5)
+  stock = categorical_dqn_agent.project_distribution(
+      tf.constant(target_support), tf.constant(probabilities), tf.constant(support)).numpy()
+  np.testing.assert_allclose(ours, stock, atol=1e-5)
+  np.testing.assert_allclose(ours.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["dqn", "rainbow"])
+def test_compiled_update_equals_reference_loss_and_adam_step(kind):
+  agent = make_agent(kind, learning_rate=1e-3, target_update_period=1000, update_period=1)
+  batch = make_batch()
+  # Make the target network differ from the online one so double selection matters.
+  for v in agent.target_q_network.trainable_variables:
+    v.assign(v * 0.9 + 0.01)
+  reference = reference_dqn_loss if kind == "dqn" else reference_c51_loss
+  expected_loss, expected_priorities = reference(agent, batch)
+
+  # Reference parameter step: the same loss under an eager tape, applied by a fresh Adam.
+  reference_net = agent.q_network.copy(name="reference")
+  reference_net.create_variables()
+  for src, dst in zip(agent.q_network.variables, reference_net.variables):
+    dst.assign(src)
+  with tf.GradientTape() as tape:
+    out = reference_net(batch["observation"], training=True)[0]
+    next_online = reference_net(batch["next_observation"])[0]
+    next_target = agent.target_q_network(batch["next_observation"])[0]
+    eager_loss, _ = agent._loss_and_priorities(  # pylint: disable=protected-access
+        out, batch["action"], batch["reward"], batch["discount"], next_online, next_target,
+        batch["weights"])
+  grads = tape.gradient(eager_loss, reference_net.trainable_variables)
+  keras.optimizers.Adam(1e-3, epsilon=1.5e-4).apply_gradients(
+      zip(grads, reference_net.trainable_variables))
+
+  loss, priorities = agent.update(batch)
+  np.testing.assert_allclose(float(loss), expected_loss, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(priorities.numpy(), expected_priorities, rtol=1e-4, atol=1e-5)
+  assert int(agent.train_step_counter.numpy()) == 1
+  for ours, ref in zip(agent.q_network.trainable_variables, reference_net.trainable_variables):
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["dqn", "rainbow"])
+def test_xla_update_matches_plain(kind):
+  plain = make_agent(kind, jit_compile=False)
+  xla = make_agent(kind, jit_compile=True)
+  for src, dst in zip(plain.q_network.variables, xla.q_network.variables):
+    dst.assign(src)
+  for src, dst in zip(plain.target_q_network.variables, xla.target_q_network.variables):
+    dst.assign(src)
+  for seed in range(3):
+    batch = make_batch(seed)
+    loss_plain, prio_plain = plain.update(batch)
+    loss_xla, prio_xla = xla.update(batch)
+    np.testing.assert_allclose(float(loss_xla), float(loss_plain), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(prio_xla.numpy(), prio_plain.numpy(), rtol=1e-3, atol=1e-4)
+  for a, b in zip(plain.q_network.trainable_variables, xla.q_network.trainable_variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("target_update_period,update_period", [(12, 4), (3, 1)])
+def test_target_network_refreshed_every_period_in_agent_steps(target_update_period,
+                                                              update_period):
+  agent = make_agent("dqn", learning_rate=1e-2, target_update_period=target_update_period,
+                     update_period=update_period)
+  updates_per_refresh = target_update_period // update_period
+  batch = make_batch()
+
+  def same():
+    return all(np.array_equal(a.numpy(), b.numpy()) for a, b in
+               zip(agent.q_network.trainable_variables, agent.target_q_network.trainable_variables))
+
+  assert same()  # Initialised equal.
+  for i in range(1, 2 * updates_per_refresh + 1):
+    agent.update(batch)
+    assert same() == (i % updates_per_refresh == 0), i
+
+
+def test_importance_weights_scale_the_loss():
+  agent = make_agent("dqn", learning_rate=1e-12)
+  batch = make_batch()
+  loss_one, _ = agent.update(dict(batch, weights=np.ones(BATCH, np.float32)))
+  loss_half, _ = agent.update(dict(batch, weights=np.full(BATCH, 0.5, np.float32)))
+  np.testing.assert_allclose(float(loss_half), 0.5 * float(loss_one), rtol=1e-4)
+
+
+def test_terminal_transitions_do_not_bootstrap():
+  agent = make_agent("dqn")
+  batch = make_batch(terminal_every=1)  # every discount is 0
+  q = agent.q_network(batch["observation"])[0].numpy()
+  td = q[np.arange(BATCH), batch["action"]] - batch["reward"]
+  _, priorities = agent.update(batch)
+  np.testing.assert_allclose(priorities.numpy(), np.abs(td), rtol=1e-4, atol=1e-5)
+
+
+def test_update_rejects_incomplete_batch():
+  agent = make_agent("dqn")
+  batch = make_batch()
+  del batch["next_observation"]
+  with pytest.raises(ValueError, match="next_observation"):
+    agent.update(batch)
+
+
+def test_pruned_network_masks_follow_update_count():
+  tss, act = specs()
+  net = networks.build_q_network(
+      tss.observation, act, bottleneck="pruned",
+      bottleneck_kwargs={"target_sparsity": 0.9, "begin_step": 0, "end_step": 4, "frequency": 2})
+  agent = agents.DQNAgent(tss, act, net, learning_rate=1e-3)
+  assert agent.pruned
+  from tfgap.networks import pruning  # pylint: disable=g-import-not-at-top
+  batch = make_batch()
+  for _ in range(6):
+    agent.update(batch)
+  # One training-mode call per update: the pruning step equals the update count.
+  assert pruning.pruning_step(agent.q_network) == 6
+  rows = pruning.sparsity_report(agent.q_network)
+  assert rows and all(abs(r["sparsity"] - 0.9) < 0.01 for r in rows)
