@@ -32,6 +32,27 @@ def tau_key(tau):
   return f"{float(tau):g}"
 
 
+def mean_abs_per_neuron(activation):
+  """E|h_i| over every axis but the last (batch, and spatial positions or tokens).
+
+  Tensors are reduced by TensorFlow where they live (an Impala batch's activations are GBs as
+  float64 numpy); numpy arrays in float64.
+
+  Returns:
+    float64 numpy array `[num_neurons]`.
+  """
+  rank = len(activation.shape)
+  if rank < 2:
+    raise ValueError(
+        f"activation must have a batch axis and a neuron axis, got shape {activation.shape}; "
+        "accepted: [B, units], [B, H, W, C] or any [B, ..., neurons]")
+  if tf.is_tensor(activation):
+    reduced = tf.reduce_mean(tf.abs(tf.cast(activation, tf.float32)), axis=list(range(rank - 1)))
+    return reduced.numpy().astype(np.float64)
+  values = np.abs(np.asarray(activation, dtype=np.float64))
+  return values.reshape(-1, values.shape[-1]).mean(axis=0)
+
+
 def neuron_scores(activation):
   """Normalised neuron scores s_i of one layer.
 
@@ -42,12 +63,7 @@ def neuron_scores(activation):
     float64 numpy array `[num_neurons]`. A layer whose every neuron is silent (mean |h| == 0)
     gives all-zero scores, so every neuron counts as dormant at any tau >= 0.
   """
-  values = np.abs(np.asarray(activation, dtype=np.float64))
-  if values.ndim < 2:
-    raise ValueError(
-        f"activation must have a batch axis and a neuron axis, got shape {values.shape}; "
-        "accepted: [B, units], [B, H, W, C] or any [B, ..., neurons]")
-  per_neuron = values.reshape(-1, values.shape[-1]).mean(axis=0)
+  per_neuron = mean_abs_per_neuron(activation)
   layer_mean = per_neuron.mean()
   if layer_mean == 0.0:
     return np.zeros_like(per_neuron)
@@ -198,8 +214,7 @@ def dormant_fractions(network, observations, taus=DEFAULT_TAUS, training=False):
   if not isinstance(observations, tuple):  # A critic takes an (observation, action) tuple.
     observations = tf.convert_to_tensor(observations)
   entries = network.activations(observations, training=training)
-  return measure_activations(
-      [(g, n, t.numpy() if hasattr(t, "numpy") else t) for g, n, t in entries], taus)
+  return measure_activations(entries, taus)
 
 
 def dormant_metrics(network, observations, taus=DEFAULT_TAUS, prefix="dormant"):
