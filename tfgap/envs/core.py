@@ -6,6 +6,8 @@ per batch entry, batched vs unbatched time steps, and an idempotent `close()`. S
 implement `_reset_all()` and `_step_batch(actions)` on batched numpy arrays.
 """
 
+import sys
+
 import numpy as np
 from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
@@ -20,36 +22,51 @@ class FrameStack:
   """Per-batch-entry stacks of the last `k` frames, concatenated on the channel axis.
 
   A stack restarted with `begin` holds zeros in place of the frames before the episode (Dopamine's
-  convention, which replay reproduces from single frames). Frames are kept frame-major
-  ([n, k, H, W, C]) so that shifting is a contiguous copy; `observation()` lays them out
-  channels-last, oldest first.
+  convention, which replay reproduces from single frames). Layout: [n, H, W, k * C], frame j of
+  the stack in channels [j * C, (j + 1) * C), oldest first.
+
+  Shifting interleaved uint8 channels is a slow strided copy in numpy (~3 ms per step for 8
+  Atari stacks). With 4 single-channel frames (Atari's grayscale stack) each pixel's stack
+  is handled as one little-endian uint32, and a shift is `(x >> 8) | (new << 24)` (~10x faster with the copy out).
   """
 
   def __init__(self, num_envs, frame_shape, k):
     self.k = k
-    self.frame_shape = tuple(frame_shape)
-    self.data = np.zeros((num_envs, k) + self.frame_shape, np.uint8)
+    self.channels = frame_shape[-1]
+    self.data = np.zeros((num_envs,) + tuple(frame_shape[:-1]) + (self.channels * k,), np.uint8)
+    self._packed = None
+    if self.channels == 1 and k == 4 and sys.byteorder == "little":
+      self._packed = self.data.view(np.uint32)[..., 0]  # [n, H, W], one word per pixel.
 
   def begin(self, i, frame):
-    self.data[i, :-1] = 0
-    self.data[i, -1] = frame
+    if self._packed is not None:
+      np.left_shift(frame[..., 0], 24, out=self._packed[i], dtype=np.uint32)
+      return
+    self.data[i] = 0
+    self.data[i, ..., -self.channels:] = frame
 
   def push(self, i, frame):
-    self.data[i, :-1] = self.data[i, 1:]
-    self.data[i, -1] = frame
+    if self._packed is not None:
+      packed = self._packed[i]
+      packed >>= 8
+      packed |= np.left_shift(frame[..., 0], 24, dtype=np.uint32)
+      return
+    if self.k > 1:
+      self.data[i, ..., :-self.channels] = self.data[i, ..., self.channels:]
+    self.data[i, ..., -self.channels:] = frame
 
   def push_all(self, frames):
-    self.data[:, :-1] = self.data[:, 1:]
-    self.data[:, -1] = frames
+    if self._packed is not None:
+      self._packed >>= 8
+      self._packed |= np.left_shift(frames[..., 0], 24, dtype=np.uint32)
+      return
+    if self.k > 1:
+      self.data[..., :-self.channels] = self.data[..., self.channels:]
+    self.data[..., -self.channels:] = frames
 
   def observation(self):
-    """A new [n, H, W, k * C] array: frame j of the stack is channels [j * C, (j + 1) * C)."""
-    if self.k == 1:
-      return self.data[:, 0].copy()  # A reshape would be a view here; callers keep the array.
-    n, k = self.data.shape[:2]
-    h, w, c = self.frame_shape
-    # The reshape of the moved axes cannot be a view, so this is a fresh array.
-    return np.moveaxis(self.data, 1, 3).reshape(n, h, w, k * c)
+    """A fresh copy of all stacks, [n, H, W, k * C]."""
+    return self.data.copy()
 
 
 class TfgapEnv(py_environment.PyEnvironment):
