@@ -396,7 +396,7 @@ class ReplayBuffer:
     if self._tree is not None and (invalid.size or valid.size):
       values = np.zeros(invalid.size + valid.size)
       values[invalid.size:] = self._max_priority ** self._alpha
-      self._tree.set(np.concatenate([invalid, valid]), values)
+      self._tree.set_unchecked(np.concatenate([invalid, valid]), values)
 
   def _check_step(self, observations, actions, rewards, step_types, discounts):
     streams = self._num_streams
@@ -645,7 +645,7 @@ class ReplayBuffer:
       slots, fresh = self._slots_of(indices)
       if priorities.size:
         self._max_priority = max(self._max_priority, float(priorities.max()))
-      self._tree.set(slots[fresh], priorities[fresh] ** self._alpha)
+      self._tree.set_unchecked(slots[fresh], priorities[fresh] ** self._alpha)
 
   # ---------------------------------------------------------------- input pipelines
 

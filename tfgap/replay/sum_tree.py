@@ -76,13 +76,19 @@ class SumTree:
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     if indices.size == 0:
       return
-    values = np.broadcast_to(np.asarray(values, dtype=np.float64), indices.shape)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim and values.shape != indices.shape:
+      values = np.broadcast_to(values, indices.shape)
     low, high = indices.min(), indices.max()
     if low < 0 or high >= self._capacity:
       raise ValueError(
           f"SumTree indices must be in [0, {self._capacity}), got min {low} max {high}.")
     if not (np.all(np.isfinite(values)) and values.min() >= 0):
       raise ValueError(f"SumTree values must be finite and >= 0, got {values}.")
+    self.set_unchecked(indices, values)
+
+  def set_unchecked(self, indices, values):
+    """``set`` without argument checks: int64 indices in range, values finite and >= 0."""
     self._levels[0][indices] = values
     nodes = indices
     for child, parent in zip(self._levels[:-1], self._levels[1:]):
