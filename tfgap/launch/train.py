@@ -639,6 +639,31 @@ flags.DEFINE_boolean("force", False, "Continue a run in root_dir whose saved con
 FLAGS = flags.FLAGS
 
 
+_NOISE = ("is not a valid tf.function parameter name", "Found untraced functions",
+          "Assets written to", "Writing fingerprint", "with unsupported characters",
+          "system_path_file_exists", "gin-config opened", "Path not found:")
+
+
+class _DropNoise(std_logging.Filter):
+  """Drops the INFO/WARNING chatter of PolicySaver and gin that says nothing about the run."""
+
+  def filter(self, record):
+    message = str(record.getMessage())
+    return not any(n in message for n in _NOISE)
+
+
+def quiet_logs(verbose=False):
+  """Keeps the console to the progress bar, the per-iteration lines and real warnings."""
+  if not verbose:
+    logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("ERROR")
+  noise = _DropNoise()
+  for logger in (std_logging.getLogger(), std_logging.getLogger("absl"), tf.get_logger()):
+    logger.addFilter(noise)
+  for handler in std_logging.getLogger().handlers + [logging.get_absl_handler()]:
+    handler.addFilter(noise)
+
+
 def parse_config(gin_files, gin_bindings):
   """Registers tfgap with gin and parses files and bindings; clear ValueErrors on bad input."""
   common.register_gin()
@@ -675,6 +700,7 @@ def main(argv):
     raise app.UsageError("--root_dir is required.")
   if not FLAGS.gin_file and not FLAGS.gin_bindings:
     raise app.UsageError("Give at least one --gin_file (e.g. tfgap/launch/configs/demo.gin).")
+  quiet_logs(verbose=FLAGS["verbosity"].present)
   try:
     train(FLAGS.root_dir, FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.force)
   except (ValueError, NaNLossError) as e:
