@@ -169,11 +169,13 @@ def bench_checkpoint(capacity):
 
 
 def bench_memory():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tf_agents.replay_buffers import tf_uniform_replay_buffer  # pylint: disable=g-import-not-at-top
-  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
-  from tf_agents.trajectories import trajectory  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from tf_agents.replay_buffers import tf_uniform_replay_buffer
+  from tf_agents.specs import tensor_spec
+  from tf_agents.trajectories import time_step as ts
+  from tf_agents.trajectories import trajectory
+  # pylint: enable=g-import-not-at-top
 
   out = {}
   for prioritized in (False, True):

@@ -23,7 +23,7 @@ LAST = 2
 
 # Bits of the per-slot flags byte.
 _FIRST_BIT = np.uint8(1)  # The slot holds the first observation of an episode.
-_LAST_BIT = np.uint8(2)  # The slot holds the last observation of an episode (terminal or truncated).
+_LAST_BIT = np.uint8(2)  # The slot holds an episode's last observation (terminal or truncated).
 _TERMINAL_BIT = np.uint8(4)  # The episode ended in a terminal state at this slot (discount 0).
 _STEP_FLAGS = np.array([_FIRST_BIT, 0, _LAST_BIT], dtype=np.uint8)  # Indexed by step type.
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -374,7 +374,7 @@ class ReplayBuffer:
              np.asarray(time_step.discount))
 
   def _window_closed_slots(self, end_row, streams_mask, episode_length, max_back):
-    """Slots of steps 1..max_back rows before ``end_row`` in the same episode, for masked streams."""
+    """Slots 1..max_back rows before ``end_row`` in the same episode, for the masked streams."""
     out = []
     streams = self._stream_ids[streams_mask]
     lengths = episode_length[streams_mask]
