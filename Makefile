@@ -31,6 +31,7 @@ demo: install
 bench: install
 	$(PY) benchmarks/networks.py
 	$(PY) benchmarks/envs.py
+	$(PY) benchmarks/replay.py
 	$(PY) benchmarks/train_throughput.py
 
 clean:
