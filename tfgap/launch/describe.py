@@ -82,8 +82,9 @@ def describe(per_layer=False, **kwargs):
   """
   net = build(**kwargs)
   result = accounting.account(net)
+  shape = tuple(kwargs.get("observation_shape", (84, 84, 4)))
   header = (f"{type(net).__name__}: encoder={net.encoder_name} width_scale={net.width_scale} "
-            f"bottleneck={net.bottleneck_name} observation={tuple(kwargs.get('observation_shape', (84, 84, 4)))}\n"
+            f"bottleneck={net.bottleneck_name} observation={shape}\n"
             f"psi input weights (the bottleneck connection): "
             f"{accounting.psi_input_weights(net):,}\n")
   return header + accounting.format_table(result, per_layer=per_layer)
@@ -120,7 +121,8 @@ def _parse_int_list(name, values):
   try:
     return tuple(int(v) for v in values)
   except ValueError:
-    raise ValueError(f"--{name} must be comma-separated integers; got {','.join(values)!r}.") from None
+    raise ValueError(
+        f"--{name} must be comma-separated integers; got {','.join(values)!r}.") from None
 
 
 def main(argv=None):

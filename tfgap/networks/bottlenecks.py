@@ -4,8 +4,8 @@ Each bottleneck is a Keras layer `[B, H, W, C]` -> `[B, D]`:
 
 - `flatten`: D = H*W*C, the baseline whose psi weights grow with every widening of phi.
 - `gap`: global average pooling over H x W, D = C.
-- `softmoe`: Soft Mixture of Experts (Puigcerver et al. 2023, as in Dopamine's MoE labs) on tokens of
-  the feature map; the mixed tokens are flattened, D = m*d.
+- `softmoe`: Soft Mixture of Experts (Puigcerver et al. 2023, as in Dopamine's MoE labs) on
+  tokens of the feature map; the mixed tokens are flattened, D = m*d.
 - `tokenize`: the same tokens through one shared per-token MLP (no experts, no routing), flattened.
 - `pruned`: flatten; psi's first dense layer(s) (and optionally phi's convs) are pruned by gradual
   magnitude pruning (tfmot), configured here and applied by the network builders.
@@ -195,10 +195,11 @@ class SoftMoE(common.Layer):
   """Soft Mixture of Experts on feature-map tokens, batched with einsum (XLA-compilable).
 
   Tokens X `[B, m, d]`; router Phi `[d, n, p]` (n experts, p slots each). Logits L = X.Phi
-  `[B, m, n, p]`; dispatch D = softmax of L over the tokens m; combine C = softmax of L over the joint
-  (n, p) slots. Slots S = D^T X `[B, n, p, d]`; expert i is its own MLP d -> hidden (ReLU) -> d on its
-  p slots; output tokens Y = C.S_out `[B, m, d]`, flattened to `[B, m*d]`. With `normalize=True`
-  (V-MoE style) the logits use L2-normalised X and Phi (over d) times a learned scalar.
+  `[B, m, n, p]`; dispatch D = softmax of L over the tokens m; combine C = softmax of L over the
+  joint (n, p) slots. Slots S = D^T X `[B, n, p, d]`; expert i is its own MLP d -> hidden (ReLU)
+  -> d on its p slots; output tokens Y = C.S_out `[B, m, d]`, flattened to `[B, m*d]`. With
+  `normalize=True` (V-MoE style) the logits use L2-normalised X and Phi (over d) times a learned
+  scalar; the slots still mix the raw tokens, as in Dopamine.
   """
 
   def __init__(self, num_experts=4, slots_per_expert=None, capacity_factor=1.0, expert_hidden=512,

@@ -125,7 +125,7 @@ class DenseHead(common.Layer):
     else:
       self.streams = [self._stream("", None if num_actions is None else num_actions * atoms)]
 
-  def _dense(self, units, activation, name, index, total):
+  def _dense(self, units, activation, name, index):
     if self.noisy:
       layer = NoisyDense(units, activation=activation, name=name)
     else:
@@ -135,12 +135,11 @@ class DenseHead(common.Layer):
 
   def _stream(self, prefix, out_units):
     pre = f"{prefix}_" if prefix else ""
-    total = len(self.hidden_units) + (out_units is not None)
-    layers = [self._dense(u, "relu", f"{pre}dense{i}", i, total)
+    layers = [self._dense(u, "relu", f"{pre}dense{i}", i)
               for i, u in enumerate(self.hidden_units)]
     if out_units is not None:
       out_name = prefix or ("logits" if self.num_atoms else "output")
-      layers.append(self._dense(out_units, None, out_name, len(layers), total))
+      layers.append(self._dense(out_units, None, out_name, len(layers)))
     return layers
 
   @property

@@ -214,14 +214,15 @@ def strip_pruning(obj):
 
 
 def _unpruned_clone(layer):
+  """clone_model's clone_function: the same layer built without pruning wrappers."""
+  if common.is_pruned(layer):  # A top-level tfmot wrapper: clone the layer inside.
+    inner = common.unwrap(layer)
+    return type(inner).from_config(inner.get_config())
   config = layer.get_config()
-  if "prune" in config:
+  if "prune" in config:  # tfgap encoders and heads.
     config["prune"] = None
   if isinstance(layer, bottlenecks.PrunedFlatten):
     config["prune_config"] = dict(config["prune_config"], wrap=False)
-  if common.is_pruned(layer):
-    inner = common.unwrap(layer)
-    return type(inner).from_config(inner.get_config())
   return type(layer).from_config(config)
 
 
