@@ -4,8 +4,9 @@
     python benchmarks/envs.py --families atari --seconds 5
 
 Random actions; an "agent step" is one action of one batch entry (a batched call of 8 envs
-counts 8). Rows are timed one after the other in this process, so compare ratios within one
-run: the machine is shared and absolute numbers move with its load.
+counts 8). All rows of a family stay alive and are timed in interleaved short rounds (median
+reported), so load from other processes hits them alike; still, compare ratios within one run:
+absolute numbers move with the machine's load.
 """
 
 import argparse
@@ -16,8 +17,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
 from tfgap import envs  # noqa: E402
+
+# dm_control's cheetah model warns about a deprecated attribute on every load.
+absl_logging.set_verbosity(absl_logging.ERROR)
 
 # (family label, suite, name, overrides) per row group.
 CONFIGS = {
@@ -45,47 +50,70 @@ def random_actions(spec, num_envs, rng):
   return rng.uniform(spec.minimum, spec.maximum, size=shape).astype(spec.dtype)
 
 
-def measure(suite, name, num_envs, overrides, seconds, warmup_calls=5):
-  """Returns (agent steps/s, seconds to build) for one configuration."""
-  start = time.perf_counter()
-  env = envs.make(suite, name, num_envs=num_envs, seed=0, **overrides)
-  env.reset()
-  build = time.perf_counter() - start
-  rng = np.random.RandomState(0)
-  spec = env.action_spec()
-  pool = [random_actions(spec, num_envs, rng) for _ in range(64)]
-  for k in range(warmup_calls):
-    env.step(pool[k % len(pool)])
-  calls = 0
-  start = time.perf_counter()
-  while True:
-    env.step(pool[calls % len(pool)])
-    calls += 1
-    elapsed = time.perf_counter() - start
-    if elapsed >= seconds:
-      break
-  env.close()
-  return calls * num_envs / elapsed, build
+class _Row:
+  """One configuration kept alive for the whole family, so its rounds interleave with the others."""
+
+  def __init__(self, label, suite, name, num_envs, overrides):
+    self.label, self.num_envs = label, num_envs
+    start = time.perf_counter()
+    self.env = envs.make(suite, name, num_envs=num_envs, seed=0, **overrides)
+    self.env.reset()
+    self.build_s = time.perf_counter() - start
+    rng = np.random.RandomState(0)
+    spec = self.env.action_spec()
+    self.pool = [random_actions(spec, num_envs, rng) for _ in range(64)]
+    self.calls = 0
+    self.rates = []
+    for _ in range(5):  # Warm-up (first renders, caches).
+      self.step()
+
+  def step(self):
+    self.env.step(self.pool[self.calls % len(self.pool)])
+    self.calls += 1
+
+  def run(self, seconds):
+    calls = 0
+    start = time.perf_counter()
+    while True:
+      self.step()
+      calls += 1
+      elapsed = time.perf_counter() - start
+      if elapsed >= seconds:
+        break
+    self.rates.append(calls * self.num_envs / elapsed)
+
+
+def measure_family(family, num_envs, seconds, rounds):
+  """Agent steps/s (median over interleaved rounds) of every row of `family`."""
+  rows = [_Row(label, suite, name, n, overrides)
+          for label, suite, name, overrides in CONFIGS[family] for n in num_envs]
+  # Round-robin short runs: load from other processes on a shared machine then hits every row
+  # alike, and the median drops the rounds it hit hardest.
+  for _ in range(rounds):
+    for row in rows:
+      row.run(seconds / rounds)
+  for row in rows:
+    row.env.close()
+  return [(row.label, row.num_envs, float(np.median(row.rates)), row.build_s) for row in rows]
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--families", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
   parser.add_argument("--num_envs", nargs="+", type=int, default=[1, 2, 8])
-  parser.add_argument("--seconds", type=float, default=3.0,
-                      help="timed seconds per row (after a few warm-up steps)")
+  parser.add_argument("--seconds", type=float, default=4.0,
+                      help="timed seconds per row, split into --rounds interleaved runs")
+  parser.add_argument("--rounds", type=int, default=8)
   args = parser.parse_args(argv)
 
   rows = []
   print(f"{'family':<22} {'envs':>4} {'steps/s':>10} {'build s':>8}", flush=True)
   for family in args.families:
-    for label, suite, name, overrides in CONFIGS[family]:
-      for n in args.num_envs:
-        # DMC renders one frame per agent step: 8 envs would only repeat the 1-env rate.
-        seconds = args.seconds * (2 if suite == "dmc" else 1)
-        rate, build = measure(suite, name, n, overrides, seconds)
-        rows.append((label, n, rate))
-        print(f"{label:<22} {n:>4} {rate:>10.0f} {build:>8.2f}", flush=True)
+    # DMC renders one frame per agent step: give it longer rounds.
+    seconds = args.seconds * (2 if family == "dmc" else 1)
+    for label, n, rate, build in measure_family(family, args.num_envs, seconds, args.rounds):
+      rows.append((label, n, rate))
+      print(f"{label:<22} {n:>4} {rate:>10.0f} {build:>8.2f}", flush=True)
 
   rates = {(label, n): rate for label, n, rate in rows}
   base = rates.get(("atari gymnasium", 1))
