@@ -24,11 +24,37 @@ from tfgap import envs  # noqa: E402
 # dm_control's cheetah model warns about a deprecated attribute on every load.
 absl_logging.set_verbosity(absl_logging.ERROR)
 
+class RawAleVector:
+  """ale_py's AtariVectorEnv alone (no tfgap wrapper, no stacking), to show the wrapper's cost."""
+
+  def __init__(self, name, num_envs):
+    from ale_py.vector_env import AtariVectorEnv
+    from tfgap.envs import atari, games, protocols
+    _, rom = games.resolve_atari_game(name)
+    protocol = protocols.resolve("atari", "train", {})
+    self._vec = AtariVectorEnv(**atari.vector_env_kwargs(rom, num_envs, protocol))
+    self._n = int(self._vec.single_action_space.n)
+
+  def reset(self):
+    self._vec.reset(seed=0)
+
+  def action_spec(self):
+    from tf_agents.specs import array_spec
+    return array_spec.BoundedArraySpec((), np.int64, 0, self._n - 1)
+
+  def step(self, action):
+    self._vec.step(np.atleast_1d(action).astype(np.int64))
+
+  def close(self):
+    self._vec.close()
+
+
 # (family label, suite, name, overrides) per row group.
 CONFIGS = {
     "atari": [
         ("atari gymnasium", "atari", "Pong", {"backend": "gymnasium"}),
         ("atari vector", "atari", "Pong", {"backend": "vector"}),
+        ("ale vector, no tfgap", "raw", "Pong", {}),
     ],
     "atari100k": [
         ("atari100k gymnasium", "atari100k", "Breakout", {"backend": "gymnasium"}),
@@ -56,7 +82,10 @@ class _Row:
   def __init__(self, label, suite, name, num_envs, overrides):
     self.label, self.num_envs = label, num_envs
     start = time.perf_counter()
-    self.env = envs.make(suite, name, num_envs=num_envs, seed=0, **overrides)
+    if suite == "raw":
+      self.env = RawAleVector(name, num_envs)
+    else:
+      self.env = envs.make(suite, name, num_envs=num_envs, seed=0, **overrides)
     self.env.reset()
     self.build_s = time.perf_counter() - start
     rng = np.random.RandomState(0)
@@ -64,6 +93,7 @@ class _Row:
     self.pool = [random_actions(spec, num_envs, rng) for _ in range(64)]
     self.calls = 0
     self.rates = []
+    self.cpu_rates = []
     for _ in range(5):  # Warm-up (first renders, caches).
       self.step()
 
@@ -74,6 +104,7 @@ class _Row:
   def run(self, seconds):
     calls = 0
     start = time.perf_counter()
+    cpu_start = time.process_time()
     while True:
       self.step()
       calls += 1
@@ -81,6 +112,9 @@ class _Row:
       if elapsed >= seconds:
         break
     self.rates.append(calls * self.num_envs / elapsed)
+    # Steps per CPU-second of this process (all its threads): the cost per step, which the
+    # machine's load hardly changes.
+    self.cpu_rates.append(calls * self.num_envs / max(time.process_time() - cpu_start, 1e-9))
 
 
 def measure_family(family, num_envs, seconds, rounds):
@@ -94,7 +128,8 @@ def measure_family(family, num_envs, seconds, rounds):
       row.run(seconds / rounds)
   for row in rows:
     row.env.close()
-  return [(row.label, row.num_envs, float(np.median(row.rates)), row.build_s) for row in rows]
+  return [(row.label, row.num_envs, float(np.median(row.rates)), float(np.median(row.cpu_rates)),
+           row.build_s) for row in rows]
 
 
 def main(argv=None):
@@ -107,19 +142,21 @@ def main(argv=None):
   args = parser.parse_args(argv)
 
   rows = []
-  print(f"{'family':<22} {'envs':>4} {'steps/s':>10} {'build s':>8}", flush=True)
+  print(f"{'family':<22} {'envs':>4} {'steps/s':>10} {'per cpu-s':>10} {'build s':>8}",
+        flush=True)
   for family in args.families:
     # DMC renders one frame per agent step: give it longer rounds.
     seconds = args.seconds * (2 if family == "dmc" else 1)
-    for label, n, rate, build in measure_family(family, args.num_envs, seconds, args.rounds):
-      rows.append((label, n, rate))
-      print(f"{label:<22} {n:>4} {rate:>10.0f} {build:>8.2f}", flush=True)
+    for label, n, rate, cpu, build in measure_family(family, args.num_envs, seconds,
+                                                     args.rounds):
+      rows.append((label, n, rate, cpu))
+      print(f"{label:<22} {n:>4} {rate:>10.0f} {cpu:>10.0f} {build:>8.2f}", flush=True)
 
-  rates = {(label, n): rate for label, n, rate in rows}
+  rates = {(label, n): rate for label, n, rate, _ in rows}
   base = rates.get(("atari gymnasium", 1))
-  print("\n| family | envs | agent steps/s |\n|---|---|---|")
-  for label, n, rate in rows:
-    print(f"| {label} | {n} | {rate:,.0f} |")
+  print(f"\n| family | envs | agent steps/s | steps per CPU-second |\n|---|---|---|---|")
+  for label, n, rate, cpu in rows:
+    print(f"| {label} | {n} | {rate:,.0f} | {cpu:,.0f} |")
   if base:
     print()
     for n in args.num_envs:

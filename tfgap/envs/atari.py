@@ -178,6 +178,15 @@ class AtariVectorEnvironment(core.TfgapEnv):
       pushed = True
     else:
       pushed = False
+    lives_now = np.asarray(info["lives"])
+    if (pushed and not self._needs_first.any() and not terminated.any() and
+        not truncated.any() and not (self._life_terminal and (lives_now < self._lives).any())):
+      # The common step, every entry in mid-episode: no per-entry Python work.
+      self._episode_return += raw
+      self._episode_length += 1
+      self._lives[:] = lives_now
+      reward[:] = np.clip(raw, -1, 1) if self._clip else raw
+      return step_type, reward, discount
     for j, i in enumerate(env_ids):
       lives = int(info["lives"][j])
       frame = frames[j]
