@@ -304,3 +304,25 @@ def test_demo_config_runs_on_real_atari(tmp_path):
   assert len(records[0]["eval_returns"]) == 1
   assert (root / "policies" / "iter_000000" / "saved_model.pb").exists()
   assert checkpoint_names(root) == ["ckpt-000000"]
+
+
+def test_rainbow_with_pruned_bottleneck_prioritized_replay_and_export(tmp_path):
+  root = tmp_path / "run"
+  runner = make_runner(root, [
+      "Runner.agent = 'rainbow'", "Runner.export_policies = True",
+      "RainbowAgent.min_replay_history = 100", "RainbowAgent.update_period = 2",
+      "RainbowAgent.target_update_period = 40", "RainbowAgent.epsilon_decay_period = 100",
+      "RainbowAgent.learning_rate = 1e-3",
+      "build_categorical_q_network.num_atoms = 11",
+      "build_categorical_q_network.bottleneck = 'pruned'",
+      "build_categorical_q_network.bottleneck_kwargs = {'target_sparsity': 0.8, "
+      "'frequency': 10}",
+      "ReplayBuffer.prioritized = True", "ReplayBuffer.alpha = 0.5"])
+  records = runner.run()
+  # The schedule spans 20%..80% of this run's 101 updates: the target is reached at the end.
+  assert records[0]["sparsity"] < records[1]["sparsity"]
+  assert records[1]["sparsity"] == pytest.approx(0.8, abs=0.01)
+  assert records[1]["sparsity_target"] == pytest.approx(0.8)
+  ids = runner.replay.sampleable_indices()
+  assert len(np.unique(np.round(runner.replay.priorities(ids), 6))) > 10  # fed back
+  assert (root / "policies" / "iter_000001" / "saved_model.pb").exists()

@@ -636,6 +636,9 @@ flags.DEFINE_multi_string("gin_file", [], "gin config files (paths or packaged n
                           "demo.gin); later files override earlier ones.")
 flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. \"Runner.game='Breakout'\".")
 flags.DEFINE_boolean("force", False, "Continue a run in root_dir whose saved config differs.")
+flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads (0: TF's default, one "
+                     "per core).")
+flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow inter-op threads (0: TF's default).")
 FLAGS = flags.FLAGS
 
 
@@ -701,6 +704,11 @@ def main(argv):
   if not FLAGS.gin_file and not FLAGS.gin_bindings:
     raise app.UsageError("Give at least one --gin_file (e.g. tfgap/launch/configs/demo.gin).")
   quiet_logs(verbose=FLAGS["verbosity"].present)
+  # Thread pools are fixed when TensorFlow runs its first op, which has not happened yet here.
+  if FLAGS.intra_op_threads:
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
+  if FLAGS.inter_op_threads:
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
   try:
     train(FLAGS.root_dir, FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.force)
   except (ValueError, NaNLossError) as e:

@@ -1,0 +1,117 @@
+"""Agent construction, acting semantics, exploration schedule and TF-Agents compatibility."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from tfgap import agents
+from tfgap import networks
+
+OBS_SHAPE = (12, 12, 2)
+
+
+def specs(num_actions=4):
+  obs = tensor_spec.BoundedTensorSpec(OBS_SHAPE, tf.uint8, 0, 255)
+  act = tensor_spec.BoundedTensorSpec((), tf.int64, 0, num_actions - 1)
+  return ts.time_step_spec(obs), act
+
+
+@pytest.fixture(scope="module")
+def rainbow():
+  tss, act = specs()
+  net = networks.build_categorical_q_network(tss.observation, act, num_atoms=11, dueling=True,
+                                             bottleneck="gap")
+  return agents.RainbowAgent(tss, act, net, seed=5)
+
+
+def observations(n, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n,) + OBS_SHAPE, dtype=np.uint8)
+
+
+def test_greedy_actions_match_the_tf_agents_policy(rainbow):
+  obs = observations(64)
+  step = ts.TimeStep(tf.ones([64], tf.int32), tf.zeros([64]), tf.ones([64]), tf.constant(obs))
+  greedy = rainbow.policy.action(step).action.numpy()
+  np.testing.assert_array_equal(rainbow.act(obs, epsilon=0.0), greedy)
+  expected = (tf.nn.softmax(rainbow.q_network(obs)[0], -1) * rainbow.support).numpy().sum(-1)
+  np.testing.assert_array_equal(greedy, expected.argmax(-1))
+  assert rainbow.act(obs, 0.0).dtype == np.int64
+
+
+def test_epsilon_one_is_uniform_and_epsilon_variable_drives_collect_policy(rainbow):
+  obs = np.repeat(observations(1), 2000, axis=0)
+  counts = np.bincount(rainbow.act(obs, epsilon=1.0), minlength=4)
+  assert counts.sum() == 2000 and np.all(np.abs(counts - 500) < 100), counts
+  greedy = rainbow.act(obs[:1], epsilon=0.0)[0]
+  # epsilon 0.5: greedy half the time plus a quarter of the random draws.
+  share = np.mean(rainbow.act(obs, epsilon=0.5) == greedy)
+  assert 0.55 < share < 0.70, share
+  rainbow.epsilon.assign(1.0)
+  step = ts.TimeStep(tf.ones([2000], tf.int32), tf.zeros([2000]), tf.ones([2000]),
+                     tf.constant(obs))
+  collected = rainbow.collect_policy.action(step).action.numpy()
+  assert len(np.unique(collected)) == 4  # exploring
+  rainbow.epsilon.assign(0.0)
+  collected = rainbow.collect_policy.action(step).action.numpy()
+  assert np.all(collected == greedy)
+
+
+@pytest.mark.parametrize("step,expected", [
+    (0, 1.0), (20_000, 1.0), (20_000 + 125_000, 0.505), (270_000, 0.01), (10**7, 0.01)])
+def test_epsilon_schedule_is_dopamines_linear_decay(step, expected):
+  schedule = agents.LinearEpsilon(decay_period=250_000, warmup_steps=20_000, epsilon=0.01)
+  assert schedule(step) == pytest.approx(expected)
+  assert agents.linearly_decaying_epsilon(step, 250_000, 20_000, 0.01) == pytest.approx(expected)
+
+
+def test_dqn_agent_defaults_follow_the_reference_table():
+  tss, act = specs()
+  agent = agents.DQNAgent(tss, act, networks.build_q_network(tss.observation, act))
+  assert (agent.gamma, agent.n_step, agent.update_period, agent.target_update_period,
+          agent.min_replay_history, agent.batch_size) == (0.99, 1, 4, 8000, 20000, 32)
+  assert agent.target_update_updates == 2000  # 8,000 agent steps / 4 steps per update
+  assert agent.optimizer.get_config()["learning_rate"] == pytest.approx(6.25e-5)
+  assert agent.optimizer.get_config()["epsilon"] == pytest.approx(1.5e-4)
+  assert agent.epsilon_at(0) == 1.0 and agent.epsilon_at(10**6) == pytest.approx(0.01)
+  assert agent.jit_compile == agents.default_jit_compile()
+  assert agents.resolve_jit_compile(None) == bool(tf.config.list_physical_devices("GPU"))
+
+
+def test_der_defaults_follow_the_reference_table():
+  tss, act = specs()
+  net = networks.build_categorical_q_network(tss.observation, act, dueling=True, noisy=True)
+  agent = agents.DERAgent(tss, act, net)
+  assert (agent.n_step, agent.update_period, agent.target_update_period,
+          agent.min_replay_history, agent.epsilon_decay_period) == (10, 1, 2000, 1600, 2000)
+  assert agent.optimizer.get_config()["learning_rate"] == pytest.approx(1e-4)
+  np.testing.assert_allclose(agent.support.numpy()[[0, -1]], [-10.0, 10.0])
+  assert agent.num_atoms == 51
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(gamma=1.5), "gamma"),
+    (dict(update_period=0), "update_period"),
+    (dict(epsilon_train=-0.1), "epsilon_train"),
+    (dict(jit_compile="yes"), "jit_compile"),
+    (dict(learning_rate=0.0), "learning_rate"),
+])
+def test_bad_hyperparameters_raise_value_error_naming_them(kwargs, message):
+  tss, act = specs()
+  with pytest.raises(ValueError, match=message):
+    agents.DQNAgent(tss, act, networks.build_q_network(tss.observation, act), **kwargs)
+
+
+def test_networks_of_the_wrong_kind_are_rejected():
+  tss, act = specs()
+  categorical = networks.build_categorical_q_network(tss.observation, act)
+  with pytest.raises(ValueError, match="RainbowAgent"):
+    agents.DQNAgent(tss, act, categorical)
+  with pytest.raises(ValueError, match="num_atoms"):
+    agents.RainbowAgent(tss, act, networks.build_q_network(tss.observation, act))
+  wrong_actions = networks.build_q_network(tss.observation, specs(num_actions=7)[1])
+  with pytest.raises(ValueError, match="cannot use network"):
+    agents.DQNAgent(tss, act, wrong_actions)
+  with pytest.raises(ValueError, match="ppo"):
+    agents.agent_class("ppo")
