@@ -246,7 +246,7 @@ def test_make_tf_steps_in_tensorflow(num_envs):
     first = tf_env.reset()
     assert first.observation.shape == (num_envs, 84, 84, 4)
     assert first.observation.dtype == tf.uint8
-    step = tf_env.step(tf.zeros([num_envs], tf.int64))
+    step = tf.function(lambda: tf_env.step(tf.zeros([num_envs], tf.int64)))()
     assert step.step_type.numpy().tolist() == [MID] * num_envs
     assert tf_env.pyenv.frame_shape == (84, 84, 1)
     assert tf_env.pyenv.pop_episode_stats() == []

@@ -1,6 +1,8 @@
 """DMC from pixels on real dm_control + MuJoCo + Mesa: frames, stacks, repeats, renderer."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,9 +14,24 @@ from tfgap.envs import rendering
 FIRST, MID, LAST = int(ts.StepType.FIRST), int(ts.StepType.MID), int(ts.StepType.LAST)
 
 
-def test_renderer_chosen_before_dm_control_import():
-  backend = rendering.ensure_renderer()
-  assert os.environ.get("MUJOCO_GL") in ("egl", "osmesa") or backend == "preloaded"
+def _fresh_python(code, **env_vars):
+  env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+  env.update(env_vars)
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120, check=True)
+  return out.stdout.split()
+
+
+@pytest.mark.parametrize("user_choice,expected", [(None, ["egl", "egl", "False"]),
+                                                  ("osmesa", ["osmesa", "osmesa", "False"])])
+def test_renderer_is_chosen_at_import_before_dm_control(user_choice, expected):
+  # A fresh interpreter: `import tfgap.envs` picks EGL (this machine has Mesa's EGL) or keeps the
+  # user's MUJOCO_GL, before dm_control (imported by any `import tf_agents`) is loaded.
+  code = ("import os, sys\nimport tfgap.envs\n"
+          "print(os.environ['MUJOCO_GL'], os.environ.get('PYOPENGL_PLATFORM'),"
+          " 'dm_control._render' in sys.modules)")
+  extra = {"MUJOCO_GL": user_choice} if user_choice else {}
+  assert _fresh_python(code, **extra) == expected
 
 
 @pytest.mark.parametrize("num_envs", [1, 2])
@@ -83,3 +100,25 @@ def test_falls_back_to_osmesa_when_egl_is_missing():
   backend = rendering.select_renderer(
       extra_env={"__EGL_VENDOR_LIBRARY_FILENAMES": "/nonexistent.json"})
   assert backend == "osmesa"
+
+
+def test_make_tf_renders_from_tensorflow_threads():
+  # tf.function runs the py_function on TensorFlow's threads, not the thread that built the env.
+  import tensorflow as tf
+  tf_env = envs.make_tf("dmc", "cartpole-swingup", num_envs=2)
+  try:
+    first = tf_env.reset()
+    assert first.observation.shape == (2, 84, 84, 9)
+
+    @tf.function
+    def step():
+      return tf_env.step(tf.ones([2, 1]))
+
+    for _ in range(3):
+      out = step()
+    assert out.observation.dtype == tf.uint8
+    assert out.step_type.numpy().tolist() == [MID, MID]
+    assert float(tf.math.reduce_std(tf.cast(out.observation[..., 6:], tf.float32))) > 0
+  finally:
+    tf_env.pyenv.close()
+    tf_env.pyenv.close()

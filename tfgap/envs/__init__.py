@@ -13,14 +13,20 @@ docs/envs.md). Emulators are imported only when their suite is built.
 
 import numbers
 
-from tfgap.envs import games
-from tfgap.envs import protocols
-from tfgap.envs.games import (  # noqa: F401
+from tfgap.envs import rendering
+
+# Before anything imports TF-Agents: `import tf_agents` imports dm_control, which picks its
+# OpenGL backend once, from MUJOCO_GL. A failure is kept and raised when a DMC env is built.
+rendering.ensure_renderer(raise_errors=False)
+
+from tfgap.envs import games  # noqa: E402
+from tfgap.envs import protocols  # noqa: E402
+from tfgap.envs.games import (  # noqa: F401,E402
     ATARI100K_AGENT_STEPS, ATARI100K_GAMES, ATARI_GAMES, ATARI_REFERENCE_SCORES, DMC_TASKS,
     DMC_TASKS_EXTENDED, PROCGEN_GAMES, has_reference_scores, human_normalized,
     reference_scores)
-from tfgap.envs.protocols import MODES, SUITES  # noqa: F401
-from tfgap.envs.rendering import RendererUnavailableError  # noqa: F401
+from tfgap.envs.protocols import MODES, SUITES  # noqa: F401,E402
+from tfgap.envs.rendering import RendererUnavailableError  # noqa: F401,E402
 
 
 def _check_int(name, value, low):

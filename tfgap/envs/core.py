@@ -224,8 +224,9 @@ class SerialEnv(TfgapEnv):
   """
 
   def __init__(self, games, *, clip_rewards=False, terminal_on_life_loss=False,
-               max_episode_steps=None, **kwargs):
+               max_episode_steps=None, on_close=None, **kwargs):
     self._games = list(games)
+    self._on_close = on_close
     super().__init__(num_envs=len(self._games), **kwargs)
     self._clip = clip_rewards
     self._life_terminal = terminal_on_life_loss
@@ -288,6 +289,8 @@ class SerialEnv(TfgapEnv):
       except Exception as e:  # pylint: disable=broad-except
         errors.append(e)
     self._games = []
+    if self._on_close is not None:
+      self._on_close()
     if errors:
       raise errors[0]
 

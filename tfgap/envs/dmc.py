@@ -11,6 +11,11 @@ imported (tfgap.envs.rendering). A batch is a list of envs stepped in turn: Mesa
 already renders on several threads, so worker processes would not add speed on 2 cores.
 """
 
+import atexit
+import queue
+import threading
+import weakref
+
 import numpy as np
 from tf_agents.specs import array_spec
 
@@ -45,6 +50,9 @@ class DMCGame:
     self.maximum = spec.maximum.astype(np.float32)
     self.action_shape = spec.shape
     self._rendered = False
+    # Render once now: a broken renderer fails at construction, and the GL contexts exist
+    # before make_dmc registers its exit hook.
+    self.render()
 
   def render(self):
     try:
@@ -81,14 +89,109 @@ class DMCGame:
       env.physics.free()
 
 
+class RenderThread:
+  """One daemon thread that runs every MuJoCo call of a DMC environment.
+
+  dm_control's EGL context uses a pass-through executor: a context is bound to the thread that
+  first made it current, and rendering from another thread raises. TFPyEnvironment calls the
+  environment from TensorFlow's threads, so all MuJoCo work goes to this one thread. (A plain
+  thread rather than concurrent.futures: that one refuses work once interpreter exit begins,
+  when the at-exit close still has to free the contexts.)
+  """
+
+  def __init__(self, name="tfgap-dmc-render", timeout=600.0):
+    self._jobs = queue.Queue()
+    self._timeout = timeout
+    self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+    self._thread.start()
+
+  def _loop(self):
+    while True:
+      job = self._jobs.get()
+      if job is None:
+        return
+      fn, args, box, done = job
+      try:
+        box["result"] = fn(*args)
+      except BaseException as e:  # pylint: disable=broad-except
+        box["error"] = e
+      finally:
+        done.set()
+
+  def call(self, fn, *args):
+    """Runs `fn(*args)` on the render thread and returns its result (or raises its error)."""
+    if threading.current_thread() is self._thread:
+      return fn(*args)
+    if not self._thread.is_alive():
+      raise RuntimeError("The DMC render thread is not running (environment closed?).")
+    box, done = {}, threading.Event()
+    self._jobs.put((fn, args, box, done))
+    if not done.wait(self._timeout):
+      raise RuntimeError(f"MuJoCo did not answer within {self._timeout:.0f} s (render hung?).")
+    if "error" in box:
+      raise box["error"]
+    return box["result"]
+
+  def stop(self):
+    if self._thread.is_alive():
+      self._jobs.put(None)
+      self._thread.join(timeout=self._timeout)
+
+
+class _OnRenderThread:
+  """A DMCGame whose every call runs on a RenderThread."""
+
+  def __init__(self, thread, factory):
+    self._thread = thread
+    self.game = thread.call(factory)
+
+  def reset(self):
+    return self._thread.call(self.game.reset)
+
+  def step(self, action):
+    return self._thread.call(self.game.step, action)
+
+  def close(self):
+    self._thread.call(self.game.close)
+
+  def __getattr__(self, name):
+    # Plain attributes (action bounds, the dm_control env for inspection).
+    return getattr(self.__dict__["game"], name)
+
+
+def _close_at_exit(env_ref):
+  env = env_ref()
+  if env is not None:
+    try:
+      env.close()
+    except Exception:  # pylint: disable=broad-except
+      pass
+
+
 def make_dmc(name, domain, task, num_envs, seed, mode, protocol, batched):
   """Builds a (list-batched) pixel DMC environment."""
-  games = [DMCGame(domain, task, seed + i, protocol) for i in range(num_envs)]
+  thread = RenderThread()
+  try:
+    games = [_OnRenderThread(thread, lambda i=i: DMCGame(domain, task, seed + i, protocol))
+             for i in range(num_envs)]
+  except BaseException:
+    thread.stop()
+    raise
   size = protocol["image_size"]
   first = games[0]
   action_spec = array_spec.BoundedArraySpec(first.action_shape, np.float32, first.minimum,
                                             first.maximum, name="action")
-  return core.SerialEnv(
+  env = core.SerialEnv(
       games, clip_rewards=False, terminal_on_life_loss=False, max_episode_steps=None,
       suite="dmc", name=name, mode=mode, batched=batched, protocol=protocol, seed=seed,
-      frame_shape=(size, size, 3), stack_size=protocol["stack_size"], action_spec=action_spec)
+      frame_shape=(size, size, 3), stack_size=protocol["stack_size"], action_spec=action_spec,
+      on_close=thread.stop)
+  # An env left open at exit: free its GL contexts on their thread before dm_control's own exit
+  # hooks run (from the main thread they fail and print errors). Registered after the games
+  # rendered once, so it runs first (exit hooks run last in, first out). threading's hook list
+  # runs before concurrent.futures stops the OSMesa render executor; atexit is the fallback.
+  try:
+    threading._register_atexit(_close_at_exit, weakref.ref(env))  # pylint: disable=protected-access
+  except (AttributeError, RuntimeError):
+    atexit.register(_close_at_exit, weakref.ref(env))
+  return env

@@ -27,6 +27,7 @@ print("ok")
 """
 
 _chosen = None
+_error = None
 
 
 class RendererUnavailableError(RuntimeError):
@@ -95,30 +96,49 @@ def select_renderer(candidates=CANDIDATES, extra_env=None):
   raise RendererUnavailableError(missing_renderer_message(failures))
 
 
-def ensure_renderer():
+def ensure_renderer(raise_errors=True):
   """Makes sure MUJOCO_GL is set (probing EGL then OSMesa) before dm_control is imported.
 
+  `import tfgap.envs` calls this (with raise_errors=False) so the choice precedes TF-Agents,
+  whose import loads dm_control's renderer module as a side effect. The result is cached.
+
+  Args:
+    raise_errors: raise when no backend renders (else remember the error and raise it on the
+      next call that asks for errors, i.e. when a DMC environment is built).
+
   Returns:
-    The MUJOCO_GL backend in use.
+    The MUJOCO_GL backend in use, or None when no backend renders and raise_errors is False.
 
   Raises:
-    RendererUnavailableError: when no backend renders.
+    RendererUnavailableError: when no backend renders (naming the system packages).
   """
-  global _chosen
-  if _chosen is not None:
-    return _chosen
+  global _chosen, _error
+  if _chosen is None and _error is None:
+    try:
+      _chosen = _choose()
+    except RendererUnavailableError as e:
+      _error = e
+  if _error is not None and raise_errors:
+    raise _error
+  return _chosen
+
+
+def _choose():
   user_choice = os.environ.get("MUJOCO_GL")
   if user_choice:
     # Respect the user's choice; rendering errors later still name the packages.
     if user_choice == "osmesa":
       os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
-    _chosen = user_choice
-    return _chosen
-  if "dm_control._render" in sys.modules:
-    # Too late to choose: dm_control picked its backend at import. Use it.
-    _chosen = "preloaded"
-    return _chosen
+    return user_choice
+  loaded = sys.modules.get("dm_control._render")
+  if loaded is not None:
+    # Too late to choose: dm_control picked a backend when it was imported (it tries glfw, egl,
+    # osmesa by import success). Use it if it found one.
+    backend = getattr(loaded, "BACKEND", None)
+    if backend is None:
+      raise RendererUnavailableError(missing_renderer_message(
+          {"auto": "dm_control was imported before tfgap.envs and found no OpenGL backend"}))
+    return backend
   backend = select_renderer()
   os.environ.update(backend_env(backend))
-  _chosen = backend
   return backend
