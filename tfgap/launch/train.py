@@ -30,6 +30,7 @@ import pathlib
 import shutil
 import sys
 import time
+import warnings
 
 from absl import app
 from absl import flags
@@ -170,6 +171,9 @@ class Runner:
     self._env_fn = env_fn
     self.env = env_fn(mode="train", num_envs=self.num_envs, seed=self.seed,
                       **self._env_kwargs)
+    if env_fn is not self._make_suite_env:  # Name the run after the environment it really uses.
+      self.suite = getattr(self.env, "suite", suite)
+      self.game = getattr(self.env, "name", game)
     self.eval_env = None
     if self.evaluation_episodes or (self.evaluation_episodes is None and self.evaluation_steps):
       self.eval_env = env_fn(mode="eval", num_envs=self.eval_num_envs, seed=self.seed + 10_000,
@@ -605,7 +609,10 @@ class Runner:
         pruning_lib.apply_masks(self.agent.q_network)
       saver = policy_saver.PolicySaver(self.agent.policy, batch_size=None,
                                        train_step=self.agent.train_step_counter)
-      saver.save(str(tmp))
+      with warnings.catch_warnings():
+        # Loading needs `import tensorflow_probability`; the locations printout says so.
+        warnings.filterwarnings("ignore", message="Encoding a StructuredValue")
+        saver.save(str(tmp))
     finally:
       networks.set_noise(self.agent.q_network, True)
     if final.exists():
