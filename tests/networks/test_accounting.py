@@ -46,7 +46,7 @@ def test_softmoe_flops_closed_form():
   assert result["parts"]["psi"]["params"] == F.dense(m * d, 18)
 
 
-@pytest.mark.parametrize("scale", [1, 2, 4])
+@pytest.mark.parametrize("scale", [1, 4])
 def test_gap_costs_less_than_flatten_and_softmoe(scale):
   obs = _obs((84, 84, 4))
   totals = {}
@@ -67,9 +67,9 @@ def test_noisy_layers_count_two_matmuls():
 
 
 def test_keras_model_accounting_matches_network():
-  kw = dict(encoder="impala", width_scale=2, bottleneck="tokenize", head_units=(64,))
-  net = networks.build_q_network(_obs((40, 40, 3)), ACT, **kw)
-  model = networks.build_keras_model((40, 40, 3), 18, **kw)
+  kw = dict(encoder="impala", width_scale=0.5, bottleneck="tokenize", head_units=(64,))
+  net = networks.build_q_network(_obs((24, 24, 3)), ACT, **kw)
+  model = networks.build_keras_model((24, 24, 3), 18, **kw)
   assert accounting.account(model)["parts"] == accounting.account(net)["parts"]
   assert accounting.account(model)["total"]["params"] == model.count_params()
 

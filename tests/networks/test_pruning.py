@@ -34,6 +34,7 @@ def _cubic(step):
   return TARGET * (1 - (1 - p) ** 3)
 
 
+@pytest.mark.slow  # XLA's first compile in a process costs ~10 s on this CPU.
 def test_schedule_and_target_inside_jit_compiled_loop():
   net = _net(prune_phi=True)
   assert len(pruning.pruning_wrappers(net)) == 4  # 3 convs + psi's first layer.
