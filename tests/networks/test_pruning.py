@@ -38,23 +38,28 @@ def _cubic(step):
 def test_schedule_and_target_inside_jit_compiled_loop():
   net = _net(prune_phi=True)
   assert len(pruning.pruning_wrappers(net)) == 4  # 3 convs + psi's first layer.
-  assert pruning.initialize_pruning(net) == 4
   opt = tf.keras.optimizers.Adam(1e-2)
   x, y = _batch()
+  updates = tf.Variable(0, dtype=tf.int64)
 
   @tf.function(jit_compile=True)
   def step():
+    # Both helpers run inside the compiled step, as an agent's train step would call them.
+    pruning.initialize_pruning(net)
+    pruning.set_pruning_step(net, updates)
     with tf.GradientTape() as tape:
       q, _ = net(x, training=True)
       loss = tf.reduce_mean(tf.square(q - y))
     grads = tape.gradient(loss, net.trainable_variables)
     opt.apply_gradients(zip(grads, net.trainable_variables))
+    updates.assign_add(1)
     return loss
 
   masks_at_end = None
   for i in range(1, END + 5):
     step()
     rows = pruning.sparsity_report(net)
+    # Pinned to the completed updates (i - 1), the training call advanced it to i.
     assert {r["step"] for r in rows} == {i}
     # The mask of the last update at or before step i has the cubic schedule's sparsity.
     last_update = BEGIN + ((min(i, END) - BEGIN) // FREQ) * FREQ if i >= BEGIN else None
