@@ -142,8 +142,6 @@ class AtariVectorEnvironment(core.TfgapEnv):
     self._lives = np.zeros(self.num_envs, np.int64)
     # Entries whose previous ALE step ended the game: ALE resets them on the next call.
     self._ale_resets = np.zeros(self.num_envs, bool)
-    # Entries restarting a learner episode after a lost life (Atari100K).
-    self._pending_life_loss = np.zeros(self.num_envs, bool)
     self._reset_count = 0
 
   def _frames(self, obs):
@@ -160,7 +158,6 @@ class AtariVectorEnvironment(core.TfgapEnv):
     frames[order] = self._frames(obs)
     self._lives[order] = info["lives"]
     self._ale_resets[:] = False
-    self._pending_life_loss[:] = False
     return frames
 
   def _step_batch(self, actions):
@@ -200,8 +197,8 @@ class AtariVectorEnvironment(core.TfgapEnv):
           self._episode_return[i] = 0.0
           self._episode_length[i] = 0
         else:
-          # Life-loss restart: ALE did step this entry; the step belongs to the same game.
-          self._pending_life_loss[i] = False
+          # Life-loss restart (Atari100K): ALE did step this entry; the step belongs to the
+          # same game.
           self._episode_return[i] += raw[j]
           self._episode_length[i] += 1
           if terminated[j] or truncated[j]:
@@ -227,8 +224,7 @@ class AtariVectorEnvironment(core.TfgapEnv):
       elif life_lost and self._life_terminal:
         step_type[i] = LAST
         discount[i] = 0.0
-        self._needs_first[i] = True
-        self._pending_life_loss[i] = True
+        self._needs_first[i] = True  # Not an ALE reset: the next FIRST continues this game.
     return step_type, reward, discount
 
   def _close(self):
