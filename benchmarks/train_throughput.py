@@ -15,7 +15,10 @@
 3. replay: bytes per stored transition, tfgap ReplayBuffer vs TFUniformReplayBuffer, for
    84x84x4 uint8 observations.
 
-Only ratios measured in this one process mean something on a shared machine.
+Only ratios measured in this one process mean something on a shared machine. TensorFlow reads
+TF_ENABLE_ONEDNN_OPTS at import: run once with TF_ENABLE_ONEDNN_OPTS=1 (what `tfgap-train`
+uses) and once with 0 (TensorFlow's default on AVX2-only CPUs); both sides of every comparison
+share the process's setting.
 """
 
 import argparse
@@ -199,7 +202,8 @@ def main():
   args = parser.parse_args()
   parts = set(args.parts.split(","))
   print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f} at start")
+        f"{os.getloadavg()[0]:.1f} at start, TF_ENABLE_ONEDNN_OPTS="
+        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (TF default)')}")
   if "update" in parts:
     bench_update(args.rounds, args.calls, not args.no_xla)
   stock_bytes = None
