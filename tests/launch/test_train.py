@@ -327,3 +327,17 @@ def test_rainbow_with_pruned_bottleneck_prioritized_replay_and_export(tmp_path):
   ids = runner.replay.sampleable_indices()
   assert len(np.unique(np.round(runner.replay.priorities(ids), 6))) > 10  # fed back
   assert (root / "policies" / "iter_000001" / "saved_model.pb").exists()
+
+
+def test_batched_envs_and_evaluation_by_steps_finish_running_episodes(tmp_path):
+  # Two training streams; evaluation by a 30-step budget over 2 environments whose episodes last
+  # 10 steps (+1 reset step): one episode each ends before the budget, the episodes running at
+  # the budget are played to their end, none is started after it.
+  runner = make_runner(tmp_path / "run", [
+      "Runner.num_envs = 2", "Runner.num_iterations = 1", "Runner.evaluation_episodes = None",
+      "Runner.evaluation_steps = 30", "Runner.eval_num_envs = 2"])
+  record = runner.run()[0]
+  assert record["env_steps"] == 150 and runner.replay.num_streams == 2
+  assert record["train_steps"] == (150 - 100) // 2 + 1
+  assert len(record["eval_returns"]) == 4
+  assert all(0.0 <= r <= 10.0 for r in record["eval_returns"])
