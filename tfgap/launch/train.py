@@ -723,29 +723,8 @@ def main(argv):
     sys.exit(1)
 
 
-ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
-
-
-def _reexec_with_onednn():
-  """Restarts this command with oneDNN enabled unless the user chose a value.
-
-  TensorFlow 2.15 enables its oneDNN kernels by default only on CPUs with AVX-512 VNNI/BF16 or
-  AMX, and reads TF_ENABLE_ONEDNN_OPTS once when it is imported (`import tfgap` already did that).
-  On this project's AVX2 machines oneDNN made the Nature-network update ~2x faster
-  (docs/agents.md), so the command re-executes itself once with the variable set to 1. Set
-  TF_ENABLE_ONEDNN_OPTS=0 (or 1) to skip this.
-  """
-  if ONEDNN_VARIABLE in os.environ or os.environ.get("TFGAP_NO_REEXEC"):
-    return
-  env = dict(os.environ, **{ONEDNN_VARIABLE: "1", "TFGAP_NO_REEXEC": "1"})
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os.execve(sys.executable, [sys.executable, "-m", "tfgap.launch.train"] + sys.argv[1:], env)
-
-
 def run():
   """Console entry point `tfgap-train`."""
-  _reexec_with_onednn()
   app.run(main)
 
 
