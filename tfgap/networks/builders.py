@@ -138,6 +138,26 @@ class _ContractMixin:
     squash = network_utils.BatchSquash(outer_rank)
     return squash, squash.flatten(observation), outer_rank
 
+  # call/activations for networks whose decode takes only the feature map (Q and value
+  # networks; the actor's activations too). The critic and the actor's call override them.
+  def call(self, observation, step_type=None, network_state=(), training=False):
+    del step_type
+    squash, obs, _ = self._squash(observation)
+    out = self.decode(self.encode(obs, training=training), training=training)
+    return squash.unflatten(out), network_state
+
+  def activations(self, observation, training=False):
+    """[(group, layer_name, post-activation tensor)] for every layer with neurons.
+
+    Convs: ReLU of the conv's output `[B, H, W, C]`; SoftMoE: every expert's hidden layer
+    `[B, slots, hidden]`; tokenize: the shared hidden layer `[B, tokens, hidden]`; psi: hidden
+    dense layers `[B, units]` (the output layer is the network's output and is not listed).
+    """
+    feats, acts = self._body_activations(observation, training)
+    _, head = self._head.call_with_activations(feats, training=training)
+    acts.extend(("psi", name, t) for name, t in head)
+    return acts
+
   def _body_activations(self, observation, training):
     self.create_variables()  # call_with_activations bypasses Keras' build-on-first-call.
     acts = []
@@ -192,23 +212,6 @@ class _QNetworkBase(_ContractMixin, network.Network):
     """Output (Q-values or logits) from the encoder feature map A."""
     return self._head(self._bottleneck(features, training=training), training=training)
 
-  def call(self, observation, step_type=None, network_state=(), training=False):
-    del step_type
-    squash, obs, _ = self._squash(observation)
-    out = self.decode(self.encode(obs, training=training), training=training)
-    return squash.unflatten(out), network_state
-
-  def activations(self, observation, training=False):
-    """[(group, layer_name, post-activation tensor)] for every layer with neurons.
-
-    Convs: ReLU of the conv's output `[B, H, W, C]`; SoftMoE: every expert's hidden layer
-    `[B, slots, hidden]`; tokenize: the shared hidden layer `[B, tokens, hidden]`; psi: hidden
-    dense layers `[B, units]` (the output layer is the network's output and is not listed).
-    """
-    feats, acts = self._body_activations(observation, training)
-    _, head = self._head.call_with_activations(feats, training=training)
-    acts.extend(("psi", name, t) for name, t in head)
-    return acts
 
 
 class PixelQNetwork(_QNetworkBase):
@@ -265,17 +268,6 @@ class PixelValueNetwork(_ContractMixin, network.Network):
     feats = self._bottleneck(features, training=training)
     return self._head(feats, training=training)[:, 0]
 
-  def call(self, observation, step_type=None, network_state=(), training=False):
-    del step_type
-    squash, obs, _ = self._squash(observation)
-    out = self.decode(self.encode(obs, training=training), training=training)
-    return squash.unflatten(out), network_state
-
-  def activations(self, observation, training=False):
-    feats, acts = self._body_activations(observation, training)
-    _, head = self._head.call_with_activations(feats, training=training)
-    acts.extend(("psi", name, t) for name, t in head)
-    return acts
 
 
 class PixelCriticNetwork(_ContractMixin, network.Network):
@@ -309,11 +301,12 @@ class PixelCriticNetwork(_ContractMixin, network.Network):
   def decode(self, features, action, training=False):
     """Q `[B]` from the feature map A and the action `[B, action_dim]`."""
     feats = self._bottleneck(features, training=training)
-    return self._q(feats, action, training)
+    return self._head(self._head_input(feats, action), training=training)[:, 0]
 
-  def _q(self, feats, action, training):
+  def _head_input(self, feats, action):
+    """psi's input: [bottleneck features, action]."""
     action = tf.reshape(tf.cast(action, feats.dtype), [-1, self._action_dim])
-    return self._head(tf.concat([feats, action], axis=-1), training=training)[:, 0]
+    return tf.concat([feats, action], axis=-1)
 
   def call(self, inputs, step_type=None, network_state=(), training=False):
     del step_type
@@ -329,8 +322,7 @@ class PixelCriticNetwork(_ContractMixin, network.Network):
     """As the Q-network's; `inputs` is `(observation, action)`."""
     observation, action = inputs
     feats, acts = self._body_activations(observation, training)
-    action = tf.reshape(tf.cast(action, feats.dtype), [-1, self._action_dim])
-    _, head = self._head.call_with_activations(tf.concat([feats, action], -1), training=training)
+    _, head = self._head.call_with_activations(self._head_input(feats, action), training=training)
     acts.extend(("psi", name, t) for name, t in head)
     return acts
 
@@ -379,12 +371,6 @@ class PixelActorNetwork(_ContractMixin, network.DistributionNetwork):
                         training=training)
     dist, _ = self._projection(squash.unflatten(hidden), outer_rank=outer_rank, training=training)
     return dist, network_state
-
-  def activations(self, observation, training=False):
-    feats, acts = self._body_activations(observation, training)
-    _, head = self._head.call_with_activations(feats, training=training)
-    acts.extend(("psi", name, t) for name, t in head)
-    return acts
 
   def _extra_psi_layers(self):
     return list(self._projection.layers)
