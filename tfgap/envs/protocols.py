@@ -133,19 +133,8 @@ def defaults(suite, mode, name=None):
     }
   if suite == "atari100k":
     # Data-efficient Rainbow (van Hasselt et al. 2019) as Dopamine runs it: no sticky actions,
-    # life loss ends the learner's episode (not the game), same 27k-step cap.
-    return {
-        "sticky_actions": 0.0,
-        "frame_skip": 4,
-        "max_episode_steps": 27_000,
-        "clip_rewards": mode == "train",
-        "terminal_on_life_loss": True,
-        "screen_size": 84,
-        "stack_size": 4,
-        "full_action_space": False,
-        "backend": "auto",
-        "num_threads": 0,
-    }
+    # life loss ends the learner's episode (not the game); the rest as "atari".
+    return dict(defaults("atari", mode), sticky_actions=0.0, terminal_on_life_loss=True)
   if suite == "procgen":
     train = mode == "train"
     return {
