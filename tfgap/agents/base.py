@@ -224,8 +224,7 @@ class CompiledUpdateMixin:
     return loss, priorities
 
   def _copy_to_target_op(self):
-    for source, target in zip(self._q_network.variables, self._target_q_network.variables):
-      target.assign(source)
+    self._copy_to_target()
     return tf.no_op()
 
   def _copy_to_target(self):
@@ -257,3 +256,13 @@ def make_optimizer(learning_rate, adam_epsilon):
   check_float("learning_rate", learning_rate, 0.0, low_open=True)
   check_float("adam_epsilon", adam_epsilon, 0.0, low_open=True)
   return keras.optimizers.legacy.Adam(learning_rate=learning_rate, epsilon=adam_epsilon)
+
+
+def optimizer_and_counter(optimizer, train_step_counter, learning_rate, adam_epsilon):
+  """The agent's optimizer and update counter: the given ones, else `make_optimizer(...)` and a
+  fresh int64 variable."""
+  if optimizer is None:
+    optimizer = make_optimizer(learning_rate, adam_epsilon)
+  if train_step_counter is None:
+    train_step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
+  return optimizer, train_step_counter

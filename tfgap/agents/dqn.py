@@ -1,6 +1,5 @@
 """DQN (double DQN, Huber loss, Adam) as a TF-Agents DdqnAgent with a compiled update."""
 
-import tensorflow as tf
 from tf_agents.agents.dqn import dqn_agent
 from tf_agents.utils import common
 
@@ -65,10 +64,8 @@ class DQNAgent(base.CompiledUpdateMixin, dqn_agent.DdqnAgent):
         batch_size=batch_size, epsilon_train=epsilon_train, epsilon_eval=epsilon_eval,
         epsilon_decay_period=epsilon_decay_period, double=double, jit_compile=jit_compile,
         seed=seed)
-    if optimizer is None:
-      optimizer = base.make_optimizer(learning_rate, adam_epsilon)
-    if train_step_counter is None:
-      train_step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
+    optimizer, train_step_counter = base.optimizer_and_counter(
+        optimizer, train_step_counter, learning_rate, adam_epsilon)
     try:
       super().__init__(
           time_step_spec, action_spec, q_network=q_network, optimizer=optimizer,

@@ -7,7 +7,6 @@ returns. The compiled update selects the next action with the online network (do
 Dopamine's Rainbow does; TF-Agents' own `train()` keeps its C51 loss (target-network argmax).
 """
 
-import tensorflow as tf
 from tf_agents.agents.categorical_dqn import categorical_dqn_agent
 
 from tfgap.agents import base
@@ -73,10 +72,8 @@ class RainbowAgent(base.CompiledUpdateMixin, categorical_dqn_agent.CategoricalDq
         epsilon_decay_period=epsilon_decay_period, double=double, jit_compile=jit_compile,
         seed=seed)
     self.v_min, self.v_max = v_min, v_max
-    if optimizer is None:
-      optimizer = base.make_optimizer(learning_rate, adam_epsilon)
-    if train_step_counter is None:
-      train_step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
+    optimizer, train_step_counter = base.optimizer_and_counter(
+        optimizer, train_step_counter, learning_rate, adam_epsilon)
     try:
       super().__init__(
           time_step_spec, action_spec, categorical_q_network, optimizer,
