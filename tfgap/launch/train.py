@@ -539,13 +539,18 @@ class Runner:
     return sorted(p for p in folder.iterdir()
                   if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX))
 
-  def _save_checkpoint(self, iteration):
-    folder = self.paths["checkpoints"]
+  def _staging(self, kind, prefix, iteration):
+    """`(final, tmp)` paths of iteration's folder under paths[kind]; no stale `tmp` is left."""
+    folder = self.paths[kind]
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{CHECKPOINT_PREFIX}{iteration:06d}"
+    final = folder / f"{prefix}{iteration:06d}"
     tmp = folder / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
       shutil.rmtree(tmp)
+    return final, tmp
+
+  def _save_checkpoint(self, iteration):
+    final, tmp = self._staging("checkpoints", CHECKPOINT_PREFIX, iteration)
     tmp.mkdir()
     self._checkpoint.write(str(tmp / "tf" / "state"))
     self.replay.save(str(tmp / "replay"))
@@ -597,12 +602,7 @@ class Runner:
 
   def _export_policy(self, iteration):
     from tf_agents.policies import policy_saver  # pylint: disable=g-import-not-at-top
-    folder = self.paths["policies"]
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{POLICY_PREFIX}{iteration:06d}"
-    tmp = folder / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-      shutil.rmtree(tmp)
+    final, tmp = self._staging("policies", POLICY_PREFIX, iteration)
     networks.set_noise(self.agent.q_network, False)  # The exported policy is deterministic.
     try:
       if self.agent.pruned:
