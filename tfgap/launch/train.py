@@ -553,7 +553,10 @@ class Runner:
     final, tmp = self._staging("checkpoints", CHECKPOINT_PREFIX, iteration)
     tmp.mkdir()
     self._checkpoint.write(str(tmp / "tf" / "state"))
-    self.replay.save(str(tmp / "replay"))
+    # The folder's MANIFEST (commit_folder) already records a CRC-32 of every replay file and
+    # _restore_latest verifies it before restoring, so the replay's own CRC pass would be a second
+    # read of gigabytes on every save and restore.
+    self.replay.save(str(tmp / "replay"), checksum=False)
     state = {
         "iteration": iteration,
         "env_steps": self.env_steps,
