@@ -191,7 +191,24 @@ class _Tokenizer(keras.layers.Layer):
     return tf.reshape(x, [-1, x.shape[1] * x.shape[2], x.shape[3]])
 
 
-class SoftMoE(common.Layer):
+class _TokenBottleneck(common.Layer):
+  """Base of SoftMoE and TokenMLP: a `_Tokenizer` in front; `_kwargs` (options) is the config."""
+
+  def _build_tokenizer(self, input_shape):
+    """Builds the tokenizer; sets and returns `(num_tokens, token_dim)`."""
+    if not self.tokenizer.built:
+      self.tokenizer.build(input_shape)
+    m, d = self.tokenizer.token_shape(tf.TensorShape(input_shape).as_list()[-3:])
+    self.num_tokens, self.token_dim = m, d
+    return m, d
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(self._kwargs)
+    return config
+
+
+class SoftMoE(_TokenBottleneck):
   """Soft Mixture of Experts on feature-map tokens, batched with einsum (XLA-compilable).
 
   Tokens X `[B, m, d]`; router Phi `[d, n, p]` (n experts, p slots each). Logits L = X.Phi
@@ -244,11 +261,8 @@ class SoftMoE(common.Layer):
     return int(math.ceil(num_tokens * self.capacity_factor / self.num_experts))
 
   def build(self, input_shape):
-    if not self.tokenizer.built:
-      self.tokenizer.build(input_shape)
-    m, d = self.tokenizer.token_shape(tf.TensorShape(input_shape).as_list()[-3:])
+    m, d = self._build_tokenizer(input_shape)
     n, p, h = self.num_experts, self.num_slots(m), self.expert_hidden
-    self.num_tokens, self.token_dim = m, d
     self.router = self.add_weight(
         "router", shape=[d, n, p], initializer=keras.initializers.LecunNormal())
     if self.normalize:
@@ -305,21 +319,12 @@ class SoftMoE(common.Layer):
              + 2 * m * n * p * d)     # combine: Y = C S_out
     return [(self, flops)], (m * d,)
 
-  def shared_token_weights(self):
-    """Weights applied per token/slot rather than per position (the 'live' MoE parameters)."""
-    return list(self.trainable_weights)
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(self._kwargs)
-    return config
-
 
 def _sym(limit):
   return -limit, limit
 
 
-class TokenMLP(common.Layer):
+class TokenMLP(_TokenBottleneck):
   """Tokenize without experts: every token through one shared dense layer (ReLU), flattened.
 
   Tokens `[B, m, d]` -> Dense(hidden_units, ReLU) shared over tokens -> (by default) a linear
@@ -343,10 +348,7 @@ class TokenMLP(common.Layer):
                         patch_embedding=patch_embedding, embedding_size=embedding_size)
 
   def build(self, input_shape):
-    if not self.tokenizer.built:
-      self.tokenizer.build(input_shape)
-    m, d = self.tokenizer.token_shape(tf.TensorShape(input_shape).as_list()[-3:])
-    self.num_tokens, self.token_dim = m, d
+    _, d = self._build_tokenizer(input_shape)
     self.token_hidden.build(tf.TensorShape([None, d]))
     if self.output_units != 0:
       self.token_out = keras.layers.Dense(self.output_units or d, name="token_out")
@@ -372,14 +374,6 @@ class TokenMLP(common.Layer):
     flops = self.tokenizer.embed_flops(input_shape) + 2 * m * d * self.hidden_units
     flops += 2 * m * self.hidden_units * out
     return [(self, flops)], (m * (out or self.hidden_units),)
-
-  def shared_token_weights(self):
-    return list(self.trainable_weights)
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(self._kwargs)
-    return config
 
 
 _OPTIONS = {
