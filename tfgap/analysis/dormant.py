@@ -135,18 +135,23 @@ class DormantReport:
         return layer.fraction(tau)
     raise ValueError(f"layer {name!r} is unknown; accepted: {[l.name for l in self.layers]}")
 
-  def as_metrics(self, prefix="dormant"):
-    """Flat dict for TensorBoard / metrics.jsonl.
-
-    Keys are `<prefix>/<group>/<tau>` for phi, bottleneck, psi (when they have neurons) and
-    `all`, and `<prefix>/<layer>/<tau>` for every layer.
-    """
+  def group_metrics(self, prefix="dormant"):
+    """`{<prefix>/<group>/<tau>: fraction}` for phi, bottleneck, psi (those with neurons), all."""
     out = {}
     for group in GROUPS + (ALL,):
       for tau in self.taus:
         value = self.group_fraction(group, tau)
         if value is not None:
           out[f"{prefix}/{group}/{tau_key(tau)}"] = float(value)
+    return out
+
+  def as_metrics(self, prefix="dormant"):
+    """Flat dict for TensorBoard / metrics.jsonl.
+
+    Keys are `<prefix>/<group>/<tau>` for phi, bottleneck, psi (when they have neurons) and
+    `all`, and `<prefix>/<layer>/<tau>` for every layer.
+    """
+    out = self.group_metrics(prefix)
     for layer in self.layers:
       for tau in self.taus:
         out[f"{prefix}/{layer.name}/{tau_key(tau)}"] = float(layer.fraction(tau))

@@ -419,13 +419,8 @@ class Runner:
       from tfgap.analysis import dormant  # pylint: disable=g-import-not-at-top
     except ImportError:  # analysis is optional for training.
       return {}
-    report = dormant.dormant_fractions(self.network, observations, self.dormant_taus)
-    metrics = {}
-    for group in dormant.GROUPS + (dormant.ALL,):
-      for tau in self.dormant_taus:
-        value = report.group_fraction(group, tau)
-        if value is not None:
-          metrics[f"dormant/{group}/{dormant.tau_key(tau)}"] = float(value)
+    metrics = dormant.dormant_fractions(self.network, observations,
+                                        self.dormant_taus).group_metrics()
     if writer is not None:
       with writer.as_default(step=self.env_steps):
         for name, value in metrics.items():
