@@ -20,7 +20,7 @@ from tf_agents.specs import array_spec
 
 from tfgap.envs import core
 
-FIRST, MID, LAST = core.FIRST, core.MID, core.LAST
+FIRST, LAST = core.FIRST, core.LAST
 
 
 def _import_ale():
@@ -162,9 +162,7 @@ class AtariVectorEnvironment(core.TfgapEnv):
 
   def _step_batch(self, actions):
     n = self.num_envs
-    step_type = np.full(n, MID, np.int32)
-    reward = np.zeros(n, np.float32)
-    discount = np.ones(n, np.float32)
+    step_type, reward, discount = self._mid_step_arrays()
     obs, raw, terminated, truncated, info = self._vec.step(actions.astype(np.int64, copy=False))
     frames = self._frames(obs)
     env_ids = np.asarray(info["env_id"])

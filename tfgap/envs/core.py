@@ -186,6 +186,11 @@ class TfgapEnv(py_environment.PyEnvironment):
     self._episode_return[i] = 0.0
     self._episode_length[i] = 0
 
+  def _mid_step_arrays(self):
+    """`(step_type, reward, discount)` for `_step_batch` to fill: all MID, reward 0, discount 1."""
+    n = self.num_envs
+    return np.full(n, MID, np.int32), np.zeros(n, np.float32), np.ones(n, np.float32)
+
   def _time_step(self, step_type, reward, discount):
     observation = self._stacks.observation()
     if self._batched:
@@ -241,10 +246,7 @@ class SerialEnv(TfgapEnv):
     return frames
 
   def _step_batch(self, actions):
-    n = self.num_envs
-    step_type = np.full(n, MID, np.int32)
-    reward = np.zeros(n, np.float32)
-    discount = np.ones(n, np.float32)
+    step_type, reward, discount = self._mid_step_arrays()
     for i, game in enumerate(self._games):
       if self._needs_first[i]:
         self._needs_first[i] = False

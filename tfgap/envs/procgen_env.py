@@ -23,7 +23,7 @@ from tf_agents.specs import array_spec
 
 from tfgap.envs import core
 
-FIRST, MID, LAST = core.FIRST, core.MID, core.LAST
+FIRST, LAST = core.FIRST, core.LAST
 
 
 class ProcgenEnvironment(core.TfgapEnv):
@@ -69,9 +69,7 @@ class ProcgenEnvironment(core.TfgapEnv):
   def _step_batch(self, actions):
     self._fresh = False
     n = self.num_envs
-    step_type = np.full(n, MID, np.int32)
-    reward = np.zeros(n, np.float32)
-    discount = np.ones(n, np.float32)
+    step_type, reward, discount = self._mid_step_arrays()
     acted = not self._needs_first.all()
     if acted:
       self._venv.act(actions.astype(np.int32, copy=False))
