@@ -15,14 +15,13 @@ psi's first layer, or for softmoe/tokenize the per-token hidden width (512 by de
 replace psi's penultimate layer.
 
 Counting reuses tfgap.networks.accounting (layer_params: trainable weights and mask non-zeros;
-psi_input_weights: psi's first-layer kernels).
+psi_input_layers / psi_input_weights: psi's first layers and their kernels).
 """
 
 import dataclasses
 import math
 from typing import Tuple
 
-import numpy as np
 import tensorflow as tf
 
 from tfgap.analysis import adapters
@@ -84,16 +83,6 @@ def _feature_shape(network, observation_shape):
   return tuple(int(s) for s in features.shape[1:])
 
 
-def _first_psi_layers(network, psi):
-  head = getattr(network, "_head", None)
-  streams = getattr(head, "streams", None)
-  if streams:
-    return [stream[0] for stream in streams if stream]
-  if not psi:
-    raise ValueError("network.parts()['psi'] is empty; accepted: a network with a dense head")
-  return [psi[0]]
-
-
 def effective_parameters(network, observation_shape=None):
   """Live and dense-equivalent weights of the bottleneck connection.
 
@@ -113,9 +102,9 @@ def effective_parameters(network, observation_shape=None):
   name = getattr(network, "bottleneck_name", None)
   parts = network.parts()
   h, w, c = _feature_shape(network, observation_shape)
-  first = _first_psi_layers(network, parts.get("psi", []))
+  first = accounting.psi_input_layers(network)
   units = [int(common.unwrap(layer).units) for layer in first]
-  psi_input = sum(int(np.prod(common.unwrap(l).trainable_weights[0].shape)) for l in first)
+  psi_input = accounting.psi_input_weights(network)
   if name in TOKEN_BOTTLENECKS:
     layers = parts["bottleneck"]
     counts = [accounting.layer_params(layer) for layer in layers]

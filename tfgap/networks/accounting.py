@@ -77,16 +77,21 @@ def account(obj):
   return {"parts": parts, "total": total, "layers": rows}
 
 
+def psi_input_layers(obj):
+  """psi's first layer of every stream (two with dueling): the layers the bottleneck feeds."""
+  streams = getattr(getattr(obj, "_head", None), "streams", None)
+  if streams:
+    return [stream[0] for stream in streams if stream]
+  psi = obj.parts().get("psi", [])
+  if not psi:
+    raise ValueError("network.parts()['psi'] is empty; accepted: a network with a dense head")
+  return psi[:1]
+
+
 def psi_input_weights(obj):
   """Weights of psi's first layer(s): the connection the paper's bottleneck argument is about."""
-  parts = obj.parts()
-  first = []
-  head = getattr(obj, "_head", None)
-  if head is not None:
-    first = [stream[0] for stream in head.streams if stream]
-  else:
-    first = parts["psi"][:1]
-  return sum(int(np.prod(common.unwrap(l).trainable_weights[0].shape)) for l in first)
+  return sum(int(np.prod(common.unwrap(l).trainable_weights[0].shape))
+             for l in psi_input_layers(obj))
 
 
 def format_table(result, per_layer=False):
