@@ -28,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 from tf_agents.specs import tensor_spec  # noqa: E402
 
 from tfgap import networks  # noqa: E402
+from tfgap.compat import keras  # noqa: E402
 from tfgap.networks import accounting  # noqa: E402
 from tfgap.networks import pruning  # noqa: E402
 
@@ -50,7 +51,7 @@ def _build(encoder, scale, bottleneck, shape, num_actions):
 
 
 def _train_step(net, batch, shape, num_actions):
-  opt = tf.keras.optimizers.Adam(6.25e-5, epsilon=1.5e-4)
+  opt = keras.optimizers.Adam(6.25e-5, epsilon=1.5e-4)
   x = tf.constant(np.random.randint(0, 256, (batch,) + shape).astype(np.uint8))
   y = tf.random.normal((batch, num_actions))
 

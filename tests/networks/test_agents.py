@@ -10,6 +10,7 @@ from tf_agents.trajectories import trajectory
 from tf_agents.utils import common
 
 from tfgap import networks
+from tfgap.compat import keras
 
 OBS = tensor_spec.BoundedTensorSpec((32, 32, 3), tf.uint8, 0, 255)
 TIME_STEP_SPEC = ts.time_step_spec(OBS)
@@ -38,7 +39,7 @@ def test_categorical_network_in_categorical_dqn_agent():
       bottleneck_kwargs=dict(num_experts=2, expert_hidden=16), head_units=(16,), dueling=True,
       noisy=True)
   agent = categorical_dqn_agent.CategoricalDqnAgent(
-      TIME_STEP_SPEC, actions, net, tf.keras.optimizers.Adam(1e-3), min_q_value=-1.0,
+      TIME_STEP_SPEC, actions, net, keras.optimizers.Adam(1e-3), min_q_value=-1.0,
       max_q_value=1.0, epsilon_greedy=0.0)
   agent.initialize()
   # The agent made its target network with copy(): separate variables of the same shapes.
@@ -60,9 +61,9 @@ def test_actor_and_critic_in_sac_agent():
   critic = networks.build_critic_network(OBS, actions, **kw)
   agent = sac_agent.SacAgent(
       TIME_STEP_SPEC, actions, actor_network=actor, critic_network=critic,
-      actor_optimizer=tf.keras.optimizers.Adam(1e-3),
-      critic_optimizer=tf.keras.optimizers.Adam(1e-3),
-      alpha_optimizer=tf.keras.optimizers.Adam(1e-3))
+      actor_optimizer=keras.optimizers.Adam(1e-3),
+      critic_optimizer=keras.optimizers.Adam(1e-3),
+      alpha_optimizer=keras.optimizers.Adam(1e-3))
   agent.initialize()
   before_actor = [v.numpy() for v in actor.trainable_variables]
   before_critic = [v.numpy() for v in critic.trainable_variables]

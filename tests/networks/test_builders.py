@@ -7,6 +7,7 @@ from tf_agents.specs import tensor_spec
 
 from tests.networks import _formulas as F
 from tfgap import networks
+from tfgap.compat import keras
 from tfgap.networks import accounting
 
 SHAPE = (36, 36, 4)
@@ -190,7 +191,7 @@ def test_keras_model_matches_parts_and_trains():
   assert len(parts["phi"]) == 3 and len(parts["psi"]) == 2
   params, fmap = F.nature(SHAPE, 0.5)
   assert model.count_params() == params + F.q_head(fmap[-1], (16,), NUM_ACTIONS)
-  model.compile(tf.keras.optimizers.Adam(1e-3), "mse")
+  model.compile(keras.optimizers.Adam(1e-3), "mse")
   y = np.random.randn(4, NUM_ACTIONS).astype(np.float32)
   history = model.fit(x.numpy(), y, epochs=20, batch_size=4, shuffle=False, verbose=0)
   assert history.history["loss"][-1] < 0.9 * history.history["loss"][0]

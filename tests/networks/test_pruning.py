@@ -6,6 +6,7 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
 from tfgap import networks
+from tfgap.compat import keras
 from tfgap.networks import accounting
 from tfgap.networks import pruning
 
@@ -38,7 +39,7 @@ def _cubic(step):
 def test_schedule_and_target_inside_jit_compiled_loop():
   net = _net(prune_phi=True)
   assert len(pruning.pruning_wrappers(net)) == 4  # 3 convs + psi's first layer.
-  opt = tf.keras.optimizers.Adam(1e-2)
+  opt = keras.optimizers.Adam(1e-2)
   x, y = _batch()
   updates = tf.Variable(0, dtype=tf.int64)
 
