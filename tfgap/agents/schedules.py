@@ -33,6 +33,10 @@ def linearly_decaying_epsilon(step, decay_period, warmup_steps, epsilon):
   _check("decay_period", decay_period, 1, integer=True)
   _check("warmup_steps", warmup_steps, 0, integer=True)
   _check("epsilon", epsilon, 0.0, high=1.0)
+  return _decay(step, decay_period, warmup_steps, epsilon)
+
+
+def _decay(step, decay_period, warmup_steps, epsilon):
   steps_left = decay_period + warmup_steps - step
   bonus = (1.0 - epsilon) * steps_left / decay_period
   return float(epsilon + min(max(bonus, 0.0), 1.0 - epsilon))
@@ -47,7 +51,8 @@ class LinearEpsilon:
     self.epsilon = float(_check("epsilon", epsilon, 0.0, high=1.0))
 
   def __call__(self, step):
-    return linearly_decaying_epsilon(step, self.decay_period, self.warmup_steps, self.epsilon)
+    # Settings were checked once here; the training loop calls this every env step.
+    return _decay(step, self.decay_period, self.warmup_steps, self.epsilon)
 
   def __repr__(self):
     return (f"LinearEpsilon(decay_period={self.decay_period}, warmup_steps={self.warmup_steps}, "
