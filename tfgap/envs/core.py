@@ -27,7 +27,8 @@ class FrameStack:
 
   Shifting interleaved uint8 channels is a slow strided copy in numpy (~3 ms per step for 8
   Atari stacks). With 4 single-channel frames (Atari's grayscale stack) each pixel's stack
-  is handled as one little-endian uint32, and a shift is `(x >> 8) | (new << 24)` (~10x faster with the copy out).
+  is handled as one little-endian uint32, and a shift is `(x >> 8) | (new << 24)` (~10x faster
+  with the copy out).
   """
 
   def __init__(self, num_envs, frame_shape, k):

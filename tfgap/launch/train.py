@@ -91,8 +91,8 @@ class Runner:
 
   def __init__(self, root_dir, *, suite="atari", game="Pong", agent="dqn", seed=0, num_envs=1,
                num_iterations=200, training_steps=250_000, evaluation_steps=125_000,
-               evaluation_episodes=None, eval_period=1, eval_num_envs=1, env_kwargs=None, eval_env_kwargs=None,
-               replay_capacity=1_000_000, env_fn=None, summary_period=1000,
+               evaluation_episodes=None, eval_period=1, eval_num_envs=1, env_kwargs=None,
+               eval_env_kwargs=None, replay_capacity=1_000_000, env_fn=None, summary_period=1000,
                dormant_period=None, dormant_taus=(0.0, 0.025, 0.1), dormant_batch_size=256,
                pruning_fractions=(0.2, 0.8), keep_checkpoints=2, export_policies=True,
                progress_bar=True, force=False):
