@@ -340,3 +340,26 @@ def test_batched_envs_and_evaluation_by_steps_finish_running_episodes(tmp_path):
   assert record["train_steps"] == (150 - 100) // 2 + 1
   assert len(record["eval_returns"]) == 4
   assert all(0.0 <= r <= 10.0 for r in record["eval_returns"])
+
+
+@pytest.mark.parametrize("depth", [0, 2])
+def test_updates_draw_prefetched_batches_and_the_thread_stops_before_checkpoints(tmp_path, depth):
+  runner = make_runner(tmp_path / "run", [f"Runner.prefetch_depth = {depth}"])
+  started, saves_while_sampling = [], []
+  prefetch, save = runner.replay.prefetch, runner.replay.save
+
+  def counting_prefetch(*args, **kwargs):
+    started.append(prefetch(*args, **kwargs))
+    return started[-1]
+
+  def checked_save(*args, **kwargs):
+    saves_while_sampling.append(any(p.thread.is_alive() for p in started))
+    return save(*args, **kwargs)
+
+  runner.replay.prefetch, runner.replay.save = counting_prefetch, checked_save
+  records = runner.run()
+  assert int(runner.agent.train_step_counter) > 0 and records[-1]["loss"] is not None
+  # One prefetcher per training phase that updates (both iterations here), none when disabled.
+  assert len(started) == (2 if depth else 0)
+  assert saves_while_sampling == [False, False]
+  assert not any(p.thread.is_alive() for p in started)

@@ -95,7 +95,7 @@ class Runner:
                eval_env_kwargs=None, replay_capacity=1_000_000, env_fn=None, summary_period=1000,
                dormant_period=None, dormant_taus=(0.0, 0.025, 0.1), dormant_batch_size=256,
                pruning_fractions=(0.2, 0.8), keep_checkpoints=2, export_policies=True,
-               progress_bar=True, force=False):
+               progress_bar=True, prefetch_depth=2, force=False):
     """Builds everything; raises ValueError on a bad setting before any training.
 
     Args:
@@ -128,6 +128,9 @@ class Runner:
       keep_checkpoints: checkpoints kept (>= 1).
       export_policies: write a PolicySaver SavedModel per iteration.
       progress_bar: show a tqdm progress bar.
+      prefetch_depth: replay batches a background thread samples ahead of the learner during a
+        training phase (0: sample inline). The thread stops before evaluation and checkpoints, so
+        nothing samples while the replay is saved.
       force: accept a config different from the one saved in root_dir.
     """
     registered = common.register_gin()
@@ -149,6 +152,8 @@ class Runner:
     self.summary_period = _check_int("summary_period", summary_period, 1)
     self.dormant_period = _check_int("dormant_period", dormant_period, 1, allow_none=True)
     self.dormant_batch_size = _check_int("dormant_batch_size", dormant_batch_size, 0)
+    self.prefetch_depth = _check_int("prefetch_depth", prefetch_depth, 0)
+    self._batches = None  # The running replay prefetcher, if any.
     self.dormant_taus = tuple(float(t) for t in dormant_taus)
     self.keep_checkpoints = _check_int("keep_checkpoints", keep_checkpoints, 1)
     self.export_policies = bool(export_policies)
@@ -261,6 +266,7 @@ class Runner:
       for iteration in range(start, self.num_iterations):
         self.iteration = iteration
         train = self._train_phase(iteration, bar)
+        self._stop_prefetch()
         evaluation = None
         if (iteration + 1) % self.eval_period == 0 or iteration + 1 == self.num_iterations:
           evaluation = self._eval_phase()
@@ -276,6 +282,7 @@ class Runner:
         else:
           print(self._describe(record), flush=True)
     finally:
+      self._stop_prefetch()
       if bar is not None:
         bar.close()
       self.train_writer.flush()
@@ -315,7 +322,7 @@ class Runner:
         if (self.env_steps < agent.min_replay_history or
             replay.num_sampleable < agent.batch_size):
           continue
-        batch = replay.sample(agent.batch_size)
+        batch = self._next_batch()
         loss, priorities = agent.update(batch)
         if replay.prioritized:
           replay.update_priorities(batch["indices"], priorities.numpy())
@@ -344,6 +351,19 @@ class Runner:
                           loss=f"{losses[-1]:.4f}" if losses else None,
                           eps=f"{epsilon:.3f}", refresh=False)
     return _PhaseStats(returns, losses, steps, time.perf_counter() - start)
+
+  def _next_batch(self):
+    """A replay batch: sampled ahead by the prefetcher (started on first use) or inline."""
+    if not self.prefetch_depth:
+      return self.replay.sample(self.agent.batch_size)
+    if self._batches is None:
+      self._batches = self.replay.prefetch(self.agent.batch_size, depth=self.prefetch_depth)
+    return next(self._batches)
+
+  def _stop_prefetch(self):
+    if self._batches is not None:
+      self._batches.close()
+      self._batches = None
 
   def _eval_phase(self):
     """Evaluation episodes at epsilon_eval (noise of noisy nets off); raw game scores."""
