@@ -194,14 +194,23 @@ def test_forgotten_prefetcher_does_not_block_interpreter_exit():
       "p = b.prefetch(2, depth=1)\n"
       "next(p)\n"
       "waiting = b.prefetch(2, min_sampleable=1000)  # Blocked waiting for data.\n"
-      "print('exiting', p.thread.is_alive(), waiting.thread.daemon, flush=True)\n"
+      # A third one busy sampling 84x84 stacks (inside OpenCV/numpy C code) at exit: a daemon
+      # thread caught there by interpreter finalization used to abort the process.
+      "big = ReplayBuffer(400, (84, 84, 1), stack_size=4, n_step=3)\n"
+      "big.add_first(np.zeros((84, 84, 1), np.uint8))\n"
+      "for _ in range(300): big.add(np.ones((84, 84, 1), np.uint8), 0, 1.0, 1)\n"
+      "busy = big.prefetch(32, depth=10_000)\n"
+      "next(busy)\n"
+      "print('exiting', p.thread.is_alive(), waiting.thread.daemon, busy.thread.is_alive(),"
+      " flush=True)\n"
       "assert 'tensorflow' not in sys.modules\n")
-  start = time.monotonic()
-  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
-  assert result.returncode == 0, result.stderr[-2000:]
-  assert "exiting True True" in result.stdout
-  assert time.monotonic() - start < 120
+  for _ in range(3):  # The abort was intermittent.
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "exiting True True True" in result.stdout
+    assert time.monotonic() - start < 120
 
 
 def test_restore_over_a_used_buffer_clears_what_the_checkpoint_lacks(tmp_path):

@@ -1,7 +1,20 @@
 """A background thread that samples replay batches ahead of the learner."""
 
+import atexit
 import queue
 import threading
+import weakref
+
+# Prefetchers whose thread may still run. A daemon thread still inside OpenCV/numpy C code when the
+# interpreter finalizes can abort the process ("terminate called without an active exception"), so
+# every live prefetcher is stopped and joined at exit, before finalization.
+_LIVE = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all():
+  for prefetcher in list(_LIVE):
+    prefetcher.close()
 
 
 class Prefetcher:
@@ -14,8 +27,8 @@ class Prefetcher:
   updates of items overwritten meanwhile are ignored by the buffer).
 
   Use as ``for batch in buffer.prefetch(32): ...`` or ``with buffer.prefetch(32) as batches:``;
-  ``close()`` stops the thread. The thread is a daemon, so a forgotten prefetcher never blocks
-  interpreter exit.
+  ``close()`` stops the thread. The thread is a daemon and every live prefetcher is closed at
+  exit (atexit), so a forgotten prefetcher neither blocks nor aborts interpreter exit.
   """
 
   def __init__(self, buffer, batch_size, depth=4, min_sampleable=None):
@@ -46,6 +59,7 @@ class Prefetcher:
     self._stop = threading.Event()
     self._closed = False
     self._thread = threading.Thread(target=self._run, name="tfgap-replay-prefetch", daemon=True)
+    _LIVE.add(self)
     self._thread.start()
 
   @property
@@ -107,6 +121,7 @@ class Prefetcher:
         break
     if self._thread is not threading.current_thread():
       self._thread.join(timeout)
+    _LIVE.discard(self)
 
   def __enter__(self):
     return self
