@@ -1,8 +1,10 @@
 """`python -m tfgap.launch.report` on synthetic run directories."""
 
 import csv
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -231,6 +233,17 @@ def test_policy_run_dir_restores_the_trained_network(tmp_path):
   saved = tf.train.load_checkpoint(state).get_tensor(
       "q_network/_encoder/convs/0/kernel/.ATTRIBUTES/VARIABLE_VALUE")
   np.testing.assert_array_equal(net.parts()["phi"][0].kernel.numpy(), saved)
+
+  # A newer checkpoint whose network state is truncated is skipped, as the Runner does.
+  good = os.path.join(run_dir, "checkpoints", "ckpt-000000")
+  bad = os.path.join(run_dir, "checkpoints", "ckpt-000001")
+  shutil.copytree(good, bad)
+  data = sorted(glob.glob(os.path.join(bad, "tf", "state.data-*")))[0]
+  with open(data, "r+b") as f:
+    f.truncate(os.path.getsize(data) // 2)
+  _, _, description = report.load_run_network(run_dir, num_observations=1)
+  assert "ckpt-000000" in description
+  shutil.rmtree(bad)
 
   out = tmp_path / "out"
   assert report.main([str(tmp_path / "runs"), "--out", str(out), "--reps", "5",

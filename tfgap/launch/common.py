@@ -109,8 +109,14 @@ def seal_folder(folder):
   _fsync_path(folder)
 
 
-def verify_folder(folder):
-  """Raises IOError if a sealed folder's files are missing, truncated or corrupted."""
+def verify_folder(folder, under=None):
+  """Raises IOError if a sealed folder's files are missing, truncated or corrupted.
+
+  Args:
+    folder: a folder sealed by `commit_folder`.
+    under: check only the files below this relative subfolder (e.g. "tf" for a checkpoint's
+      network state without its replay); None checks every file.
+  """
   folder = pathlib.Path(folder)
   manifest = folder / MANIFEST
   if not manifest.exists():
@@ -120,6 +126,8 @@ def verify_folder(folder):
   except (ValueError, KeyError) as e:
     raise IOError(f"{manifest} is unreadable: {e}") from e
   for name, info in files.items():
+    if under is not None and not pathlib.PurePath(name).is_relative_to(under):
+      continue
     path = folder / name
     if not path.exists():
       raise IOError(f"{path} is missing")

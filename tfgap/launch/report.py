@@ -336,13 +336,23 @@ def _runner_setting(gin, name, default):
 
 
 def _latest_checkpoint(run_dir):
+  """The newest checkpoint whose network state passes its MANIFEST check (as the Runner resumes)."""
+  from tfgap.launch import common  # pylint: disable=g-import-not-at-top
   folder = os.path.join(run_dir, "checkpoints")
   names = sorted(n for n in os.listdir(folder) if n.startswith("ckpt-")) if os.path.isdir(
       folder) else []
   if not names:
     raise ValueError(f"run directory {run_dir!r} has no checkpoints/ckpt-* folder; accepted: a "
                      "run directory written by tfgap.launch.train")
-  return os.path.join(folder, names[-1], "tf", "state"), names[-1]
+  for name in reversed(names):
+    try:
+      common.verify_folder(os.path.join(folder, name), under="tf")  # The replay is not needed.
+    except IOError as e:
+      print(f"WARNING: skipping unusable checkpoint {name}: {e}", file=sys.stderr)
+      continue
+    return os.path.join(folder, name, "tf", "state"), name
+  raise ValueError(f"run directory {run_dir!r}: every checkpoint ({', '.join(names)}) fails its "
+                   "MANIFEST check")
 
 
 def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
