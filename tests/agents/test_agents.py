@@ -91,11 +91,12 @@ def test_der_defaults_follow_the_reference_table():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(gamma=1.5), "gamma"),
-    (dict(update_period=0), "update_period"),
-    (dict(epsilon_train=-0.1), "epsilon_train"),
-    (dict(jit_compile="yes"), "jit_compile"),
-    (dict(learning_rate=0.0), "learning_rate"),
+    (dict(gamma=1.5), r"gamma=1.5 is not accepted; accepted: a finite number >= 0.0 and <= 1.0"),
+    (dict(update_period=0), r"update_period=0 is not accepted; accepted: an integer >= 1\."),
+    (dict(epsilon_train=-0.1), "epsilon_train=-0.1 is not accepted"),
+    (dict(jit_compile="yes"), r"jit_compile='yes' is not accepted; accepted: None \(XLA on GPU"),
+    (dict(learning_rate=0.0), "learning_rate=0.0 is not accepted; accepted: a finite number > 0"),
+    (dict(n_stepp=3), "DQNAgent option=.n_stepp. is not accepted.*Did you mean .n_step."),
 ])
 def test_bad_hyperparameters_raise_value_error_naming_them(kwargs, message):
   tss, act = specs()
@@ -115,3 +116,50 @@ def test_networks_of_the_wrong_kind_are_rejected():
     agents.DQNAgent(tss, act, wrong_actions)
   with pytest.raises(ValueError, match="ppo"):
     agents.agent_class("ppo")
+
+
+def test_der_is_rainbow_with_six_other_defaults():
+  rainbow, der = agents.RAINBOW_DEFAULTS.asdict(), agents.DER_DEFAULTS.asdict()
+  changed = {k: der[k] for k in der if der[k] != rainbow[k]}
+  assert changed == dict(learning_rate=1e-4, n_step=10, update_period=1,
+                         target_update_period=2000, min_replay_history=1600,
+                         epsilon_decay_period=2000)
+  assert issubclass(agents.DERAgent, agents.RainbowAgent)
+  assert agents.DERAgent.DEFAULTS is agents.DER_DEFAULTS
+  # RainbowAgent's defaults are untouched by DER's.
+  assert agents.RainbowAgent.DEFAULTS.n_step == 3 and agents.DQN_DEFAULTS.n_step == 1
+
+
+def test_settings_are_keyword_only_and_listed_in_each_signature():
+  import inspect  # pylint: disable=g-import-not-at-top
+  for cls in (agents.DQNAgent, agents.RainbowAgent, agents.DERAgent):
+    params = inspect.signature(cls.__init__).parameters
+    positional = [n for n, p in params.items() if p.kind != p.KEYWORD_ONLY]
+    assert positional[1:3] == ["time_step_spec", "action_spec"] and len(positional) == 4
+    for field in cls.DEFAULTS.field_names():
+      assert params[field].kind == params[field].KEYWORD_ONLY
+      assert params[field].default == getattr(cls.DEFAULTS, field), (cls, field)
+    assert params["name"].default == cls.__name__
+  tss, act = specs()
+  net = networks.build_q_network(tss.observation, act)
+  with pytest.raises(TypeError):
+    agents.DQNAgent(tss, act, net, None)  # optimizer is keyword-only now
+
+
+def test_gin_binds_each_agent_by_its_own_name_with_its_own_defaults():
+  import gin  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import common  # pylint: disable=g-import-not-at-top
+  registered = common.register_gin()["agents"]
+  tss, act = specs()
+  net = networks.build_categorical_q_network(tss.observation, act, num_atoms=11)
+  with gin.unlock_config():
+    gin.parse_config("DERAgent.n_step = 7\nRainbowAgent.batch_size = 16")
+  try:
+    der = registered["der"](tss, act, net, seed=1)
+    rainbow = registered["rainbow"](tss, act, net.copy())
+    assert (der.n_step, der.batch_size, der.update_period, der.name) == (7, 32, 1, "DERAgent")
+    assert (rainbow.n_step, rainbow.batch_size) == (3, 16)
+    with pytest.raises(ValueError, match="n_stepp"):
+      gin.parse_config("DERAgent.n_stepp = 7")
+  finally:
+    gin.clear_config()

@@ -85,8 +85,11 @@ def test_agent_beats_random_policy(name):
         if prioritized:
           buffer.update_priorities(batch["indices"], priorities.numpy())
   after = evaluate(agent, eval_env, 20, epsilon=agent.epsilon_eval)
-  # A clear margin over the random policy's 3.33 (the optimum is 10).
+  # A clear margin over the random policy's 3.33 (the optimum is 10), which the untrained
+  # network did not have: the margin was learned, not drawn at initialisation.
+  assert before < RANDOM_RETURN + 3.0, (name, before, after)
   assert after >= RANDOM_RETURN + 3.0, (name, before, after)
+  assert after >= before + 2.0, (name, before, after)
   assert int(agent.train_step_counter.numpy()) == TRAIN_STEPS - 200 + 2
   # The TF-Agents collect policy reads the same epsilon variable.
   agent.epsilon.assign(0.0)

@@ -6,11 +6,11 @@ import tensorflow as tf
 from tf_agents.agents.categorical_dqn import categorical_dqn_agent
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
+from tf_agents.utils import common
 
 from tfgap import agents
 from tfgap import networks
 from tfgap.agents import losses
-from tfgap.compat import keras
 
 OBS_SHAPE = (12, 12, 2)
 NUM_ACTIONS = 3
@@ -116,6 +116,43 @@ def test_projection_matches_brute_force_and_tf_agents(seed):
   np.testing.assert_allclose(ours.sum(-1), 1.0, atol=1e-5)
 
 
+def independent_loss(kind, online, target, batch, support=None):
+  """The update's loss rebuilt from TF-Agents' own pieces, never from tfgap.agents.losses.
+
+  DQN: TF-Agents' element-wise Huber loss on double-DQN targets. C51: TF-Agents'
+  `project_distribution` of the target distribution (next action chosen by the online network)
+  and TensorFlow's softmax cross-entropy. Both weighted by the importance weights and averaged.
+  """
+  rows = tf.range(BATCH)
+  taken = tf.stack([rows, tf.constant(batch["action"], tf.int32)], axis=1)
+  reward, discount = tf.constant(batch["reward"]), tf.constant(batch["discount"])
+  out = online(batch["observation"], training=True)[0]
+  next_online = online(batch["next_observation"])[0]
+  next_target = target(batch["next_observation"])[0]
+  if kind == "dqn":
+    best = tf.argmax(next_online, axis=1, output_type=tf.int32)
+    bootstrap = tf.gather_nd(next_target, tf.stack([rows, best], axis=1))
+    targets = tf.stop_gradient(reward + discount * bootstrap)
+    per_sample = common.element_wise_huber_loss(targets, tf.gather_nd(out, taken))
+  else:
+    q_next = tf.reduce_sum(tf.nn.softmax(next_online) * support, axis=-1)
+    best = tf.argmax(q_next, axis=1, output_type=tf.int32)
+    next_p = tf.nn.softmax(tf.gather_nd(next_target, tf.stack([rows, best], axis=1)))
+    target_support = reward[:, None] + discount[:, None] * support[None, :]
+    projected = categorical_dqn_agent.project_distribution(target_support, next_p, support)
+    per_sample = tf.nn.softmax_cross_entropy_with_logits(
+        labels=tf.stop_gradient(projected), logits=tf.gather_nd(out, taken))
+  return tf.reduce_mean(batch["weights"] * per_sample)
+
+
+def first_adam_step(value, grad, lr, epsilon, beta_1=0.9, beta_2=0.999):
+  """Kingma & Ba's Adam, first step from zero moments, in numpy."""
+  m = (1 - beta_1) * grad
+  v = (1 - beta_2) * grad ** 2
+  step_size = lr * np.sqrt(1 - beta_2) / (1 - beta_1)
+  return value - step_size * m / (np.sqrt(v) + epsilon)
+
+
 @pytest.mark.parametrize("kind", ["dqn", "rainbow"])
 def test_compiled_update_equals_reference_loss_and_adam_step(kind):
   agent = make_agent(kind, learning_rate=1e-3, target_update_period=1000, update_period=1)
@@ -126,28 +163,30 @@ def test_compiled_update_equals_reference_loss_and_adam_step(kind):
   reference = reference_dqn_loss if kind == "dqn" else reference_c51_loss
   expected_loss, expected_priorities = reference(agent, batch)
 
-  # Reference parameter step: the same loss under an eager tape, applied by a fresh Adam.
+  # Reference parameter step: gradients of the independently built loss on a copy of the online
+  # network, then Adam's first step written out in numpy.
   reference_net = agent.q_network.copy(name="reference")
   reference_net.create_variables()
   for src, dst in zip(agent.q_network.variables, reference_net.variables):
     dst.assign(src)
+  support = None if kind == "dqn" else tf.constant(agent.support.numpy())
   with tf.GradientTape() as tape:
-    out = reference_net(batch["observation"], training=True)[0]
-    next_online = reference_net(batch["next_observation"])[0]
-    next_target = agent.target_q_network(batch["next_observation"])[0]
-    eager_loss, _ = agent._loss_and_priorities(  # pylint: disable=protected-access
-        out, batch["action"], batch["reward"], batch["discount"], next_online, next_target,
-        batch["weights"])
-  grads = tape.gradient(eager_loss, reference_net.trainable_variables)
-  keras.optimizers.Adam(1e-3, epsilon=1.5e-4).apply_gradients(
-      zip(grads, reference_net.trainable_variables))
+    reference_loss = independent_loss(kind, reference_net, agent.target_q_network, batch,
+                                      support)
+  np.testing.assert_allclose(float(reference_loss), expected_loss, rtol=1e-4, atol=1e-6)
+  grads = tape.gradient(reference_loss, reference_net.trainable_variables)
+  expected_variables = [first_adam_step(v.numpy(), g.numpy(), 1e-3, 1.5e-4)
+                        for v, g in zip(reference_net.trainable_variables, grads)]
+  moved = [not np.allclose(e, v.numpy()) for e, v in
+           zip(expected_variables, agent.q_network.trainable_variables)]
+  assert all(moved)  # Every variable gets a gradient, so a missing step would be caught.
 
   loss, priorities = agent.update(batch)
   np.testing.assert_allclose(float(loss), expected_loss, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(priorities.numpy(), expected_priorities, rtol=1e-4, atol=1e-5)
   assert int(agent.train_step_counter.numpy()) == 1
-  for ours, ref in zip(agent.q_network.trainable_variables, reference_net.trainable_variables):
-    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-4, atol=1e-6)
+  for ours, expected in zip(agent.q_network.trainable_variables, expected_variables):
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["dqn", "rainbow"])

@@ -7,8 +7,12 @@
     actions = agent.act(observations, epsilon=agent.epsilon_at(env_steps))  # compiled acting
     agent.policy, agent.collect_policy                                   # TF-Agents policies
 
-Rainbow/DER take `networks.build_categorical_q_network(..., dueling=True, noisy=...)`.
+Rainbow/DER take `networks.build_categorical_q_network(..., dueling=True, noisy=...)`. Every
+hyperparameter is a keyword-only argument (`DQNAgent(..., n_step=3)`), validated by one settings
+dataclass (`tfgap.agents.settings`); DER is Rainbow with `settings.DER_DEFAULTS`.
 """
+
+from tfgap import checks
 
 from tfgap.agents.base import default_jit_compile
 from tfgap.agents.base import resolve_jit_compile
@@ -17,6 +21,11 @@ from tfgap.agents.rainbow import DERAgent
 from tfgap.agents.rainbow import RainbowAgent
 from tfgap.agents.schedules import linearly_decaying_epsilon
 from tfgap.agents.schedules import LinearEpsilon
+from tfgap.agents.settings import DER_DEFAULTS
+from tfgap.agents.settings import DQN_DEFAULTS
+from tfgap.agents.settings import DQNSettings
+from tfgap.agents.settings import RAINBOW_DEFAULTS
+from tfgap.agents.settings import RainbowSettings
 
 # Agent name -> (class, kind of network it takes: "q" or "categorical").
 AGENTS = {
@@ -28,12 +37,10 @@ AGENTS = {
 
 def agent_class(name):
   """(class, network kind) of an agent name; ValueError naming the accepted names."""
-  key = str(name).lower()
-  if key not in AGENTS:
-    raise ValueError(f"agent {name!r} is unknown; accepted: {sorted(AGENTS)}.")
-  return AGENTS[key]
+  return AGENTS[checks.check_choice("agent", name, sorted(AGENTS))]
 
 
 __all__ = ["DQNAgent", "RainbowAgent", "DERAgent", "AGENTS", "agent_class",
            "linearly_decaying_epsilon", "LinearEpsilon", "default_jit_compile",
-           "resolve_jit_compile"]
+           "resolve_jit_compile", "DQNSettings", "RainbowSettings", "DQN_DEFAULTS",
+           "RAINBOW_DEFAULTS", "DER_DEFAULTS"]

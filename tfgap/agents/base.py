@@ -12,11 +12,12 @@ per-sample priorities for prioritized replay. Summaries are never written inside
 summary ops); the caller writes them from the returned values.
 """
 
-import numbers
+import inspect
 
 import numpy as np
 import tensorflow as tf
 
+from tfgap import checks
 from tfgap.agents import schedules
 from tfgap.networks import pruning as pruning_lib
 
@@ -24,7 +25,7 @@ BATCH_KEYS = ("observation", "action", "reward", "discount", "next_observation",
 
 
 def default_jit_compile():
-  """XLA where it pays: on a GPU. On CPUs plain tf.function was measured faster (STACK.md)."""
+  """XLA where it pays: on a GPU. On CPUs plain tf.function was measured faster (docs/agents.md)."""
   return bool(tf.config.list_physical_devices("GPU"))
 
 
@@ -33,54 +34,70 @@ def resolve_jit_compile(jit_compile):
   if jit_compile is None:
     return default_jit_compile()
   if not isinstance(jit_compile, (bool, np.bool_)):
-    raise ValueError(f"jit_compile={jit_compile!r} is not accepted; accepted: None (XLA on GPU, "
-                     "plain tf.function on CPU), True or False.")
+    checks.reject("jit_compile", jit_compile,
+                  "None (XLA on GPU, plain tf.function on CPU), True or False")
   return bool(jit_compile)
 
 
-def check_int(name, value, low):
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-    raise ValueError(f"{name}={value!r} is not accepted: {name} must be an integer >= {low}.")
-  return int(value)
+def settings_signature(cls):
+  """Class decorator: lists `cls.DEFAULTS`' fields as keyword-only arguments of `cls.__init__`.
 
+  The agents' constructors take their hyperparameters as `**settings` and hand them to one
+  settings dataclass, which validates them. gin (for `DERAgent.n_step = ...` bindings, its
+  unknown-parameter errors and the operative config) and `help()` read a constructor's
+  signature, so each agent class gets one naming its own fields and defaults. A class that only
+  changes defaults (DER) gets a thin `__init__` of its own, so its signature is not its parent's.
+  """
+  field_names = cls.DEFAULTS.field_names()
+  init = cls.__dict__.get("__init__")
+  if init is None:
+    parent_init = super(cls, cls).__init__
 
-def check_float(name, value, low, high=None, low_open=False):
-  bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value)
-  if not bad:
-    bad = value <= low if low_open else value < low
-    bad = bad or (high is not None and value > high)
-  if bad:
-    lo = f"> {low}" if low_open else f">= {low}"
-    hi = f" and <= {high}" if high is not None else ""
-    raise ValueError(f"{name}={value!r} is not accepted: {name} must be a number {lo}{hi}.")
-  return float(value)
+    def __init__(self, *args, **kwargs):  # pylint: disable=invalid-name
+      parent_init(self, *args, **kwargs)
+
+    __init__.__doc__ = (f"Creates the agent: arguments as `{cls.__mro__[1].__name__}`, with "
+                        f"`{cls.__name__}.DEFAULTS`.")
+    __init__.__qualname__ = f"{cls.__name__}.__init__"
+    cls.__init__ = init = __init__
+  else:
+    parent_init = init
+  keep = [p for p in inspect.signature(parent_init).parameters.values()
+          if p.kind != p.VAR_KEYWORD and p.name not in field_names]
+  positional = [p for p in keep if p.kind != p.KEYWORD_ONLY]
+  keyword = {p.name: p for p in keep if p.kind == p.KEYWORD_ONLY}
+  settings = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                default=getattr(cls.DEFAULTS, name)) for name in field_names]
+  name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=cls.__name__)
+  tail = [keyword[k] for k in keyword if k != "name"]
+  head = [tail.pop(0)] if tail and tail[0].name == "optimizer" else []
+  init.__signature__ = inspect.Signature(positional + head + settings + tail + [name])
+  return cls
 
 
 class CompiledUpdateMixin:
   """Mixin for DqnAgent subclasses: `update`, `act`, exploration and replay settings.
 
-  Subclasses call `_init_settings` before the TF-Agents constructor (the collect policy reads the
-  epsilon variable) and `_init_compiled` after it, and implement `_loss_and_priorities`.
+  Subclasses set `DEFAULTS` (a `tfgap.agents.settings` dataclass), call `_init_settings` before
+  the TF-Agents constructor (the collect policy reads the epsilon variable) and `_init_compiled`
+  after it, and implement `_loss_and_priorities`. After `_init_settings` every settings field is
+  an attribute (`agent.n_step`, `agent.batch_size`, ...) and `agent.settings` holds them all.
   """
 
-  def _init_settings(self, *, gamma, n_step, update_period, target_update_period,
-                     min_replay_history, batch_size, epsilon_train, epsilon_eval,
-                     epsilon_decay_period, double, jit_compile, seed):
-    self.gamma = check_float("gamma", gamma, 0.0, 1.0)
-    self.n_step = check_int("n_step", n_step, 1)
-    self.update_period = check_int("update_period", update_period, 1)
-    self.target_update_period = check_int("target_update_period", target_update_period, 1)
-    self.min_replay_history = check_int("min_replay_history", min_replay_history, 0)
-    self.batch_size = check_int("batch_size", batch_size, 1)
-    self.epsilon_train = check_float("epsilon_train", epsilon_train, 0.0, 1.0)
-    self.epsilon_eval = check_float("epsilon_eval", epsilon_eval, 0.0, 1.0)
-    self.epsilon_decay_period = check_int("epsilon_decay_period", epsilon_decay_period, 1)
-    self.double = bool(double)
-    self.jit_compile = resolve_jit_compile(jit_compile)
-    self.seed = check_int("seed", seed, 0)
+  DEFAULTS = None  # The class's settings dataclass instance.
+
+  def _init_settings(self, overrides):
+    """Validates `DEFAULTS` + `overrides` into `self.settings` and mirrors them as attributes."""
+    defaults = type(self).DEFAULTS
+    checks.check_options(type(self).__name__, overrides, defaults.field_names())
+    self.settings = defaults.replace(**overrides)
+    for field, value in self.settings.asdict().items():
+      setattr(self, field, value)
+    self.jit_compile = resolve_jit_compile(self.settings.jit_compile)
     # Dopamine counts the target period in agent steps; one update happens every update_period
     # steps, so the target is refreshed every target_update_period / update_period updates.
-    self.target_update_updates = max(1, int(round(target_update_period / update_period)))
+    self.target_update_updates = max(
+        1, int(round(self.target_update_period / self.update_period)))
     self.epsilon_schedule = schedules.LinearEpsilon(
         self.epsilon_decay_period, self.min_replay_history, self.epsilon_train)
     # Read by the collect policy (TF-Agents' EpsilonGreedyPolicy takes a callable) and by `act`.
@@ -155,10 +172,10 @@ class CompiledUpdateMixin:
       `(loss, priorities)` tensors: the scalar loss and `[B]` per-sample priorities (|TD error|
       for DQN, the C51 cross-entropy for Rainbow/DER).
     """
-    missing = [k for k in BATCH_KEYS[:5] if k not in batch]
-    if missing:
-      raise ValueError(f"batch lacks {missing}; accepted keys: {list(BATCH_KEYS)} (as returned "
-                       "by tfgap.replay.ReplayBuffer.sample).")
+    if any(k not in batch for k in BATCH_KEYS[:5]):
+      checks.reject("batch keys", sorted(batch),
+                    f"a mapping with {list(BATCH_KEYS[:5])} and optionally 'weights', as "
+                    "tfgap.replay.ReplayBuffer.sample returns")
     observation = np.asarray(batch["observation"], self._obs_dtype)
     weights = batch.get("weights")
     if weights is None:
@@ -253,8 +270,8 @@ def make_optimizer(learning_rate, adam_epsilon):
   for the Nature network on this CPU (benchmarks/train_throughput.py). The update rule is the same.
   """
   from tfgap.compat import keras  # pylint: disable=g-import-not-at-top
-  check_float("learning_rate", learning_rate, 0.0, low_open=True)
-  check_float("adam_epsilon", adam_epsilon, 0.0, low_open=True)
+  checks.check_float("learning_rate", learning_rate, low=0.0, low_open=True)
+  checks.check_float("adam_epsilon", adam_epsilon, low=0.0, low_open=True)
   return keras.optimizers.legacy.Adam(learning_rate=learning_rate, epsilon=adam_epsilon)
 
 

@@ -5,24 +5,24 @@ from tf_agents.utils import common
 
 from tfgap.agents import base
 from tfgap.agents import losses
+from tfgap.agents import settings as settings_lib
 
 
+@base.settings_signature
 class DQNAgent(base.CompiledUpdateMixin, dqn_agent.DdqnAgent):
-  """Double DQN with Dopamine's Atari defaults (REFERENCE.md table, Dopamine `dqn.gin`).
+  """Double DQN with Dopamine's Atari defaults (Dopamine's `dopamine/agents/dqn/configs/dqn.gin`).
 
   A TF-Agents `DdqnAgent`: `policy` (greedy), `collect_policy` (epsilon-greedy, epsilon read from
   the `epsilon` variable), `train(experience)` and PolicySaver work as usual. tfgap adds
   `update(batch)` (compiled, replay-batch input), `act(observation)` (compiled epsilon-greedy) and
   the replay/exploration settings the training loop reads (`update_period`, `min_replay_history`,
-  `batch_size`, `epsilon_at(step)`, `n_step`, `gamma`).
+  `batch_size`, `epsilon_at(step)`, `n_step`, `gamma`; all in `agent.settings`).
   """
 
-  def __init__(self, time_step_spec, action_spec, q_network, optimizer=None, *,
-               learning_rate=6.25e-5, adam_epsilon=1.5e-4, gamma=0.99, n_step=1,
-               update_period=4, target_update_period=8000, min_replay_history=20000,
-               batch_size=32, epsilon_train=0.01, epsilon_eval=0.001,
-               epsilon_decay_period=250000, double=True, gradient_clipping=None,
-               jit_compile=None, seed=0, train_step_counter=None, name="DQNAgent"):
+  DEFAULTS = settings_lib.DQN_DEFAULTS
+
+  def __init__(self, time_step_spec, action_spec, q_network, *, optimizer=None,
+               train_step_counter=None, name=None, **settings):
     """Creates the agent.
 
     Args:
@@ -31,48 +31,33 @@ class DQNAgent(base.CompiledUpdateMixin, dqn_agent.DdqnAgent):
       q_network: a network with output `[B, num_actions]`, e.g.
         `tfgap.networks.build_q_network(...)` with any encoder and bottleneck.
       optimizer: a Keras optimizer; None builds Adam(learning_rate, epsilon=adam_epsilon).
-      learning_rate: Adam step size (Dopamine DQN: 6.25e-5).
-      adam_epsilon: Adam epsilon (Dopamine: 1.5e-4).
-      gamma: discount per agent step.
-      n_step: return horizon (replay computes the n-step return; also TF-Agents' n_step_update).
-      update_period: agent steps per gradient update.
-      target_update_period: agent steps between target-network refreshes (Dopamine: 8,000).
-      min_replay_history: agent steps collected before learning (and epsilon warm-up).
-      batch_size: replay batch size.
-      epsilon_train: final training epsilon.
-      epsilon_eval: evaluation epsilon.
-      epsilon_decay_period: agent steps of linear epsilon decay after the warm-up.
-      double: double DQN targets (True) or max over the target network (False).
-      gradient_clipping: optional global-norm clip of the gradients (None as in Dopamine).
-      jit_compile: XLA for the update: None picks per device (GPU yes, CPU no), or True/False.
-      seed: seed of the acting random generator.
       train_step_counter: optional int64 variable counting updates.
-      name: agent name.
+      name: agent name (default: the class name).
+      **settings: keyword-only hyperparameters overriding `DEFAULTS`, the fields of
+        `tfgap.agents.settings.DQNSettings` (learning_rate, adam_epsilon, gamma, n_step,
+        update_period, target_update_period, min_replay_history, batch_size, epsilon_train,
+        epsilon_eval, epsilon_decay_period, double, gradient_clipping, jit_compile, seed).
 
     Raises:
-      ValueError: on a hyperparameter outside its range, or a network whose output is not
-        `[B, num_actions]` Q-values (e.g. a categorical network: use RainbowAgent).
+      ValueError: on an unknown setting or one outside its range, or a network whose output is
+        not `[B, num_actions]` Q-values (e.g. a categorical network: use RainbowAgent).
     """
     if hasattr(q_network, "num_atoms"):
       raise ValueError(
           f"DQNAgent needs a Q-network with output [B, num_actions]; got the categorical network "
           f"{q_network.name!r} with num_atoms={q_network.num_atoms} (use RainbowAgent/DERAgent, or "
           "build_q_network).")
-    self._init_settings(
-        gamma=gamma, n_step=n_step, update_period=update_period,
-        target_update_period=target_update_period, min_replay_history=min_replay_history,
-        batch_size=batch_size, epsilon_train=epsilon_train, epsilon_eval=epsilon_eval,
-        epsilon_decay_period=epsilon_decay_period, double=double, jit_compile=jit_compile,
-        seed=seed)
+    self._init_settings(settings)
     optimizer, train_step_counter = base.optimizer_and_counter(
-        optimizer, train_step_counter, learning_rate, adam_epsilon)
+        optimizer, train_step_counter, self.learning_rate, self.adam_epsilon)
     try:
       super().__init__(
           time_step_spec, action_spec, q_network=q_network, optimizer=optimizer,
           epsilon_greedy=lambda: self.epsilon, n_step_update=self.n_step,
           target_update_period=self.target_update_updates,
           td_errors_loss_fn=common.element_wise_huber_loss, gamma=self.gamma,
-          gradient_clipping=gradient_clipping, train_step_counter=train_step_counter, name=name)
+          gradient_clipping=self.gradient_clipping, train_step_counter=train_step_counter,
+          name=name or type(self).__name__)
     except (TypeError, ValueError) as e:
       raise ValueError(f"DQNAgent cannot use network {q_network.name!r}: {e}") from e
     self._init_compiled()

@@ -1,17 +1,12 @@
 """Exploration schedules."""
 
-import numbers
+from tfgap import checks
 
 
-def _check(name, value, low, integer=False, high=None):
-  kind = numbers.Integral if integer else numbers.Real
-  if isinstance(value, bool) or not isinstance(value, kind) or value < low or (
-      high is not None and value > high):
-    bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-    raise ValueError(
-        f"{name}={value!r} is not accepted: {name} must be {'an integer' if integer else 'a number'}"
-        f" {bound}.")
-  return value
+def _check_settings(decay_period, warmup_steps, epsilon):
+  return (checks.check_int("decay_period", decay_period, low=1),
+          checks.check_int("warmup_steps", warmup_steps, low=0),
+          checks.check_float("epsilon", epsilon, low=0.0, high=1.0))
 
 
 def linearly_decaying_epsilon(step, decay_period, warmup_steps, epsilon):
@@ -30,10 +25,7 @@ def linearly_decaying_epsilon(step, decay_period, warmup_steps, epsilon):
   Returns:
     float epsilon.
   """
-  _check("decay_period", decay_period, 1, integer=True)
-  _check("warmup_steps", warmup_steps, 0, integer=True)
-  _check("epsilon", epsilon, 0.0, high=1.0)
-  return _decay(step, decay_period, warmup_steps, epsilon)
+  return _decay(step, *_check_settings(decay_period, warmup_steps, epsilon))
 
 
 def _decay(step, decay_period, warmup_steps, epsilon):
@@ -46,9 +38,8 @@ class LinearEpsilon:
   """`linearly_decaying_epsilon` with its settings bound: `schedule(step)` -> epsilon."""
 
   def __init__(self, decay_period, warmup_steps, epsilon):
-    self.decay_period = _check("decay_period", decay_period, 1, integer=True)
-    self.warmup_steps = _check("warmup_steps", warmup_steps, 0, integer=True)
-    self.epsilon = float(_check("epsilon", epsilon, 0.0, high=1.0))
+    self.decay_period, self.warmup_steps, self.epsilon = _check_settings(
+        decay_period, warmup_steps, epsilon)
 
   def __call__(self, step):
     # Settings were checked once here; the training loop calls this every env step.

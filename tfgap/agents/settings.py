@@ -1,0 +1,141 @@
+"""The agents' hyperparameters: one dataclass, validated in one place, shared by every agent.
+
+`DQNSettings` holds what DQN, Rainbow and DER share (optimizer, discount, replay cadence,
+exploration, compilation); `RainbowSettings` adds the C51 support. Each agent class names its
+defaults (`DQNAgent.DEFAULTS`, `RainbowAgent.DEFAULTS`, `DERAgent.DEFAULTS`) and takes every
+field as a keyword-only constructor argument, so `DQNAgent(..., n_step=3)` and the gin binding
+`DQNAgent.n_step = 3` both override one field of its defaults. DER is Rainbow with six other
+defaults (`DER_DEFAULTS`), not a second list of arguments.
+
+    from tfgap.agents import settings
+    settings.DER_DEFAULTS.n_step                      # 10
+    settings.RAINBOW_DEFAULTS.replace(n_step=5)       # validated copy
+"""
+
+import dataclasses
+from typing import Optional
+
+from tfgap import checks
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNSettings:
+  """Hyperparameters every tfgap agent takes (defaults: Dopamine's DQN, `dqn.gin`).
+
+  Attributes:
+    learning_rate: Adam step size (> 0).
+    adam_epsilon: Adam epsilon (> 0).
+    gamma: discount per agent step, in [0, 1].
+    n_step: return horizon (>= 1); the replay computes the n-step return.
+    update_period: agent steps per gradient update (>= 1).
+    target_update_period: agent steps between target-network refreshes (>= 1), as Dopamine
+      counts it; the agent refreshes every `target_update_period / update_period` updates.
+    min_replay_history: agent steps collected before learning and epsilon decay start (>= 0).
+    batch_size: replay batch size (>= 1).
+    epsilon_train: final training epsilon, in [0, 1].
+    epsilon_eval: evaluation epsilon, in [0, 1].
+    epsilon_decay_period: agent steps of linear epsilon decay after the warm-up (>= 1).
+    double: double-DQN action selection (online argmax) for the bootstrap.
+    gradient_clipping: optional global-norm clip of the gradients (> 0), None as Dopamine.
+    jit_compile: XLA for the update: None picks per device (GPU yes, CPU no), or True/False.
+    seed: seed of the acting random generator (>= 0).
+  """
+
+  learning_rate: float = 6.25e-5
+  adam_epsilon: float = 1.5e-4
+  gamma: float = 0.99
+  n_step: int = 1
+  update_period: int = 4
+  target_update_period: int = 8000
+  min_replay_history: int = 20000
+  batch_size: int = 32
+  epsilon_train: float = 0.01
+  epsilon_eval: float = 0.001
+  epsilon_decay_period: int = 250000
+  double: bool = True
+  gradient_clipping: Optional[float] = None
+  jit_compile: Optional[bool] = None
+  seed: int = 0
+
+  def __post_init__(self):
+    for name, value in self._checked().items():
+      object.__setattr__(self, name, value)  # Frozen: normalise through object.
+
+  def _checked(self):
+    """The fields validated and normalised (ints as int, floats as float)."""
+    jit = self.jit_compile
+    if jit is not None and type(jit).__name__ not in ("bool", "bool_"):
+      checks.reject("jit_compile", jit,
+                    "None (XLA on GPU, plain tf.function on CPU), True or False")
+    return {
+        "learning_rate": checks.check_float("learning_rate", self.learning_rate, low=0.0,
+                                            low_open=True),
+        "adam_epsilon": checks.check_float("adam_epsilon", self.adam_epsilon, low=0.0,
+                                           low_open=True),
+        "gamma": checks.check_float("gamma", self.gamma, low=0.0, high=1.0),
+        "n_step": checks.check_int("n_step", self.n_step, low=1),
+        "update_period": checks.check_int("update_period", self.update_period, low=1),
+        "target_update_period": checks.check_int("target_update_period",
+                                                 self.target_update_period, low=1),
+        "min_replay_history": checks.check_int("min_replay_history", self.min_replay_history,
+                                               low=0),
+        "batch_size": checks.check_int("batch_size", self.batch_size, low=1),
+        "epsilon_train": checks.check_float("epsilon_train", self.epsilon_train, low=0.0,
+                                            high=1.0),
+        "epsilon_eval": checks.check_float("epsilon_eval", self.epsilon_eval, low=0.0, high=1.0),
+        "epsilon_decay_period": checks.check_int("epsilon_decay_period",
+                                                 self.epsilon_decay_period, low=1),
+        "double": checks.check_bool("double", self.double),
+        "gradient_clipping": checks.check_float("gradient_clipping", self.gradient_clipping,
+                                                low=0.0, low_open=True, allow_none=True),
+        "jit_compile": None if jit is None else bool(jit),
+        "seed": checks.check_int("seed", self.seed, low=0),
+    }
+
+  @classmethod
+  def field_names(cls):
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+  def replace(self, **changes):
+    """A validated copy with `changes`; a ValueError (with close matches) for unknown names."""
+    checks.check_options(f"{type(self).__name__}", changes, self.field_names())
+    return dataclasses.replace(self, **changes)
+
+  def asdict(self):
+    return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RainbowSettings(DQNSettings):
+  """`DQNSettings` plus the C51 support (defaults: Dopamine's Rainbow, `rainbow.gin`).
+
+  Attributes:
+    v_max: largest atom of the value support (> 0).
+    v_min: smallest atom (< v_max); None means -v_max.
+  """
+
+  v_max: float = 10.0
+  v_min: Optional[float] = None
+
+  def _checked(self):
+    values = super()._checked()
+    v_max = checks.check_float("v_max", self.v_max, low=0.0, low_open=True)
+    v_min = checks.check_float("v_min", self.v_min, high=v_max, high_open=True, allow_none=True)
+    values.update(v_max=v_max, v_min=v_min)
+    return values
+
+  @property
+  def support_range(self):
+    """`(v_min, v_max)` with v_min resolved (-v_max when None)."""
+    return (-self.v_max if self.v_min is None else self.v_min), self.v_max
+
+
+DQN_DEFAULTS = DQNSettings()
+# Rainbow differs from DQN only in its 3-step returns (and the C51 support).
+RAINBOW_DEFAULTS = RainbowSettings(n_step=3)
+# Data-efficient Rainbow (van Hasselt et al. 2019) for Atari100K: six defaults differ from Rainbow.
+DER_DEFAULTS = RAINBOW_DEFAULTS.replace(
+    learning_rate=1e-4, n_step=10, update_period=1, target_update_period=2000,
+    min_replay_history=1600, epsilon_decay_period=2000)
+
+__all__ = ["DQNSettings", "RainbowSettings", "DQN_DEFAULTS", "RAINBOW_DEFAULTS", "DER_DEFAULTS"]
