@@ -106,8 +106,11 @@ def test_run_writes_metrics_summaries_checkpoints_and_a_policy_that_acts_the_sam
   assert metrics[-1]["agent"] == "dqn" and metrics[-1]["bottleneck"] == "gap"
   assert "dormant/phi/0" in metrics[-1]
 
-  assert {"episode_return", "loss", "epsilon", "steps_per_sec", "train_return",
-          "dormant/all/0.1"} <= event_tags(root / "train")
+  tags = event_tags(root / "train")
+  # Per-step tags and per-iteration means under their own names (one meaning per tag).
+  assert {"episode_return", "loss", "epsilon", "steps_per_sec", "iteration/train_return",
+          "iteration/loss", "dormant/all/0.1"} <= tags
+  assert "train_return" not in tags
   assert "eval_return" in event_tags(root / "eval")
   assert checkpoint_names(root) == ["ckpt-000001", "ckpt-000002"]  # The last 2 are kept.
   policies = sorted(p.name for p in (root / "policies").iterdir())
@@ -148,7 +151,7 @@ def test_restore_is_identical_and_a_changed_config_needs_force(tmp_path):
   first.run()
 
   second = make_runner(root, ["Runner.num_iterations = 1"])
-  assert second._restore_latest() == 1  # pylint: disable=protected-access
+  assert second.restore()[0] == 1
   for a, b in [(first.agent.q_network, second.agent.q_network),
                (first.agent.target_q_network, second.agent.target_q_network)]:
     for va, vb in zip(a.variables, b.variables):
@@ -169,12 +172,19 @@ def test_restore_is_identical_and_a_changed_config_needs_force(tmp_path):
   for key in ("observation", "action", "reward", "discount", "next_observation"):
     np.testing.assert_array_equal(got[key], want[key])
 
-  # A longer run in the same root_dir is another config: refused, then accepted with force.
-  with pytest.raises(train.ConfigMismatchError, match="num_iterations"):
-    make_runner(root, ["Runner.num_iterations = 2"]).run()
-  records = make_runner(root, ["Runner.num_iterations = 2"], force=True).run()
+  # Another setting in the same root_dir is another run: refused, then accepted with force.
+  with pytest.raises(train.ConfigMismatchError, match="learning_rate"):
+    make_runner(root, ["Runner.num_iterations = 1", "DQNAgent.learning_rate = 0.01"]).run()
+  records = make_runner(root, ["Runner.num_iterations = 1", "DQNAgent.learning_rate = 0.01"],
+                        force=True).run()
+  assert records == []  # Already finished: nothing to redo.
+  # More iterations extend the run's budget without --force; fewer are another run.
+  records = make_runner(root, ["Runner.num_iterations = 2",
+                               "DQNAgent.learning_rate = 0.01"]).run()
   assert [r["iteration"] for r in records] == [1]
   assert [m["env_steps"] for m in read_metrics(root)] == [150, 300]
+  with pytest.raises(train.ConfigMismatchError, match="num_iterations"):
+    make_runner(root, ["Runner.num_iterations = 1", "DQNAgent.learning_rate = 0.01"]).run()
 
 
 def test_corrupt_latest_checkpoint_is_skipped_with_a_warning(tmp_path, capsys):

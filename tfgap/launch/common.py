@@ -55,6 +55,22 @@ def register_gin():
   return _REGISTERED
 
 
+def operative_config():
+  """gin's operative config of the calls made so far (what the run's objects were built with)."""
+  return gin.operative_config_str()
+
+
+def write_atomically(path, text):
+  """Writes `text` to `path` through a temporary file and a rename (never a half-written file)."""
+  path = pathlib.Path(path)
+  tmp = path.with_name(path.name + ".tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
 def resolve_gin_file(path):
   """`path` if it exists, else the packaged config of that name (e.g. 'demo.gin')."""
   p = pathlib.Path(path)
@@ -83,7 +99,7 @@ def _crc32_file(path, chunk=1 << 22):
       crc = zlib.crc32(data, crc)
 
 
-def _fsync_path(path):
+def fsync_path(path):
   fd = os.open(path, os.O_RDONLY)
   try:
     os.fsync(fd)
@@ -99,14 +115,14 @@ def seal_folder(folder):
     if path.is_file() and path.name != MANIFEST:
       files[str(path.relative_to(folder))] = {"size": path.stat().st_size,
                                               "crc32": _crc32_file(path)}
-      _fsync_path(path)
+      fsync_path(path)
   manifest = folder / MANIFEST
   manifest.write_text(json.dumps({"files": files}, indent=1))
-  _fsync_path(manifest)
+  fsync_path(manifest)
   for path in sorted(folder.rglob("*"), reverse=True):
     if path.is_dir():
-      _fsync_path(path)
-  _fsync_path(folder)
+      fsync_path(path)
+  fsync_path(folder)
 
 
 def verify_folder(folder, under=None):
@@ -146,4 +162,4 @@ def commit_folder(tmp, final):
     # Only after a crash between a commit and the bookkeeping that follows it.
     shutil.rmtree(final)
   os.rename(tmp, final)
-  _fsync_path(final.parent)
+  fsync_path(final.parent)

@@ -328,29 +328,16 @@ def _load_references(path):
                      '{"Game": [random_score, human_score], ...}') from err
 
 
-def _runner_setting(gin, name, default):
-  try:
-    return gin.query_parameter(f"Runner.{name}")
-  except ValueError:  # Not bound in the run's config: the Runner's default.
-    return default
-
-
 def _latest_checkpoint(run_dir):
   """The newest checkpoint whose network state passes its MANIFEST check (as the Runner resumes)."""
-  from tfgap.launch import common  # pylint: disable=g-import-not-at-top
-  folder = os.path.join(run_dir, "checkpoints")
-  names = sorted(n for n in os.listdir(folder) if n.startswith("ckpt-")) if os.path.isdir(
-      folder) else []
+  from tfgap.launch import checkpoints  # pylint: disable=g-import-not-at-top
+  checkpointer = checkpoints.Checkpointer(os.path.join(run_dir, "checkpoints"))
+  names = [p.name for p in checkpointer.list()]
   if not names:
     raise ValueError(f"run directory {run_dir!r} has no checkpoints/ckpt-* folder; accepted: a "
                      "run directory written by tfgap.launch.train")
-  for name in reversed(names):
-    try:
-      common.verify_folder(os.path.join(folder, name), under="tf")  # The replay is not needed.
-    except IOError as e:
-      print(f"WARNING: skipping unusable checkpoint {name}: {e}", file=sys.stderr)
-      continue
-    return os.path.join(folder, name, "tf", "state"), name
+  for path, _ in checkpointer.candidates(under="tf"):  # The replay is not needed.
+    return os.path.join(path, "tf", "state"), path.name
   raise ValueError(f"run directory {run_dir!r}: every checkpoint ({', '.join(names)}) fails its "
                    "MANIFEST check")
 
@@ -358,10 +345,10 @@ def _latest_checkpoint(run_dir):
 def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
   """Rebuilds a training run's Q-network and restores its latest checkpoint.
 
-  Reads `run_dir/config.gin` (the operative config tfgap.launch.train saves), builds the Q-network
-  for the run's environment with those bindings, restores its weights from the newest
-  `checkpoints/ckpt-*`, and plays random actions in the run's evaluation environment to collect
-  observations for Grad-CAM.
+  Reads `run_dir/config.gin` (the operative config tfgap.launch.train saves), builds the run's
+  evaluation environment and Q-network through `tfgap.launch.experiment` (as the Runner does),
+  restores the weights from the newest valid `checkpoints/ckpt-*`, and plays random actions to
+  collect observations for Grad-CAM.
 
   Args:
     run_dir: a run directory of tfgap.launch.train.
@@ -383,32 +370,13 @@ def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
                      "tfgap.launch.train (a PolicySaver SavedModel alone has no encoder "
                      "feature map for Grad-CAM)")
   state_path, checkpoint = _latest_checkpoint(run_dir)
-  import inspect  # pylint: disable=g-import-not-at-top
   import gin  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from tfgap import agents as agents_lib  # pylint: disable=g-import-not-at-top
-  from tfgap import envs  # pylint: disable=g-import-not-at-top
-  from tfgap.launch import common  # pylint: disable=g-import-not-at-top
-  from tfgap.launch import train  # pylint: disable=g-import-not-at-top  (registers Runner)
-  defaults = {k: v.default for k, v in inspect.signature(train.Runner).parameters.items()}
-  gin.clear_config()
-  registered = common.register_gin()
+  from tfgap.launch import experiment  # pylint: disable=g-import-not-at-top
   try:
-    try:
-      gin.parse_config_file(config_path)
-    except (ValueError, KeyError, SyntaxError) as err:
-      raise ValueError(f"{config_path} cannot be parsed ({err})") from err
-    suite = _runner_setting(gin, "suite", defaults["suite"])
-    game = _runner_setting(gin, "game", defaults["game"])
-    agent = _runner_setting(gin, "agent", defaults["agent"])
-    env_kwargs = dict(_runner_setting(gin, "eval_env_kwargs", None) or {})
-    _, kind = agents_lib.agent_class(agent)
-    env = envs.make(suite, game, num_envs=1, seed=seed, mode="eval", **env_kwargs)
-    obs_spec = tensor_spec.from_spec(env.observation_spec())
-    action_spec = tensor_spec.from_spec(env.action_spec())
-    builder = registered["build_q_network" if kind == "q" else "build_categorical_q_network"]
-    network = builder(obs_spec, action_spec)
+    config = experiment.load_config(config_path)
+    env = experiment.make_env(config, "eval", num_envs=1, seed=seed)
+    network = experiment.make_network(config, env)
     network.create_variables()
   finally:
     gin.clear_config()
@@ -419,6 +387,7 @@ def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
     raise ValueError(f"checkpoint {state_path} does not match the network rebuilt from "
                      f"{config_path}: {err}") from err
   status.expect_partial()  # Optimizer, target network and counters are not needed here.
+  _, action_spec = experiment.specs(env)
   rng = np.random.default_rng(seed)
   num_actions = int(action_spec.maximum) - int(action_spec.minimum) + 1
   observations = []
@@ -428,7 +397,7 @@ def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
     for _ in range(steps_between):
       time_step = env.step(np.asarray(rng.integers(num_actions), action_spec.dtype.as_numpy_dtype))
   env.close()
-  description = f"{suite}/{game}, {agent}, {checkpoint}"
+  description = f"{config.suite}/{config.game}, {config.agent}, {checkpoint}"
   return network, np.stack(observations), description
 
 

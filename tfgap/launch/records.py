@@ -1,0 +1,137 @@
+"""What a run writes about itself: metrics.jsonl, TensorBoard summaries and console lines.
+
+`metrics.jsonl` holds one JSON object per iteration (fields in docs/DESIGN.md), appended and
+fsynced as each iteration ends. On resume, lines of iterations that will be redone are dropped and
+lines of iterations that a checkpoint vouches for are rebuilt from it when damaged.
+"""
+
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+
+def mean_or_none(values):
+  return float(np.mean(values)) if len(values) else None
+
+
+class MetricsLog:
+  """The run's metrics.jsonl."""
+
+  def __init__(self, path):
+    self.path = pathlib.Path(path)
+
+  def append(self, record):
+    with open(self.path, "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+
+  def read(self):
+    """(records, damaged line numbers) of the file as it is."""
+    if not self.path.exists():
+      return [], []
+    records, damaged = [], []
+    with open(self.path, "rb") as f:
+      for number, raw in enumerate(f, start=1):
+        try:
+          record = json.loads(raw.decode("utf-8"))
+          int(record["iteration"])
+          records.append(record)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+          damaged.append(number)
+    return records, damaged
+
+  def rewind(self, start, saved_records=()):
+    """Keeps one record per iteration < start; rebuilds missing ones from `saved_records`.
+
+    Args:
+      start: the iteration the run continues with (lines of later ones are dropped).
+      saved_records: records kept in checkpoints ({iteration: record} or a list), used for
+        iterations whose line is missing or damaged.
+
+    Returns:
+      The iterations < start that have no record at all (neither line nor checkpoint).
+    """
+    records, damaged = self.read()
+    by_iteration = {}
+    for record in records:
+      if int(record["iteration"]) < start:
+        by_iteration[int(record["iteration"])] = record  # The last line of a redone iteration.
+    rebuilt = []
+    for record in (saved_records.values() if isinstance(saved_records, dict) else saved_records):
+      it = int(record["iteration"])
+      if it < start and it not in by_iteration:
+        by_iteration[it] = record
+        rebuilt.append(it)
+    if damaged:
+      print(f"WARNING: {self.path}: damaged lines {damaged} dropped"
+            + (f"; iterations {rebuilt} rebuilt from their checkpoints" if rebuilt else ""),
+            file=sys.stderr, flush=True)
+    missing = [i for i in range(start) if i not in by_iteration]
+    if missing and (records or rebuilt):
+      print(f"WARNING: {self.path}: no record of iterations {missing} (neither a line nor a "
+            "checkpoint holds one)", file=sys.stderr, flush=True)
+    tmp = self.path.with_name(self.path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+      for it in sorted(by_iteration):
+        f.write(json.dumps(by_iteration[it]) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, self.path)
+    return missing
+
+
+class Summaries:
+  """TensorBoard writers of `root/train` and `root/eval`."""
+
+  TRAIN_KEYS = ("train_return", "loss", "steps_per_sec", "epsilon", "sparsity",
+                "sparsity_target")
+
+  def __init__(self, root):
+    root = pathlib.Path(root)
+    self.train = tf.summary.create_file_writer(str(root / "train"))
+    self.eval = tf.summary.create_file_writer(str(root / "eval"))
+
+  def scalars(self, step, values, writer=None):
+    with (writer or self.train).as_default(step=step):
+      for name, value in values.items():
+        if value is not None:
+          tf.summary.scalar(name, value)
+
+  def iteration(self, record):
+    """The per-iteration summaries of a metrics record."""
+    step = record["env_steps"]
+    values = {f"iteration/{k}": record.get(k) for k in self.TRAIN_KEYS}
+    values.update({k: v for k, v in record.items() if k.startswith("dormant/")})
+    self.scalars(step, values)
+    if record.get("eval_return") is not None:
+      with self.eval.as_default(step=step):
+        tf.summary.scalar("eval_return", record["eval_return"])
+        tf.summary.histogram("eval_returns", record["eval_returns"])
+    self.flush()
+
+  def flush(self):
+    self.train.flush()
+    self.eval.flush()
+
+  def close(self):
+    self.train.close()
+    self.eval.close()
+
+
+def describe(record, num_iterations):
+  """The console line of one iteration."""
+  def fmt(v):
+    return "n/a" if v is None else f"{v:.2f}"
+  return (f"iteration {record['iteration'] + 1}/{num_iterations}: env steps "
+          f"{record['env_steps']}, updates {record['train_steps']}, train return "
+          f"{fmt(record['train_return'])}, eval return {fmt(record['eval_return'])} "
+          f"({len(record['eval_returns'])} episodes), loss {fmt(record['loss'])}, "
+          f"{record['steps_per_sec']:.1f} steps/s")
+
+
+__all__ = ["MetricsLog", "Summaries", "describe", "mean_or_none"]

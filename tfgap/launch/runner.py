@@ -1,0 +1,485 @@
+"""The training loop of one run: act, store, update, summarize, checkpoint.
+
+`Runner(root_dir)` builds a run from the gin bindings (`Runner.*` configure
+`tfgap.launch.experiment.RunConfig`; the builders, agents and replay have their own names) and
+`run()` trains it. Each iteration runs `training_steps` agent steps (act, step the environment,
+store the transition, update every `update_period` steps once `min_replay_history` steps are
+stored), evaluates when due, appends a line to `metrics.jsonl`, exports the greedy policy and writes
+a checkpoint. Rerunning in the same `root_dir` resumes from the newest valid checkpoint.
+"""
+
+import dataclasses
+import difflib
+import math
+import time
+import warnings
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tfgap import networks
+from tfgap.launch import checkpoints as checkpoints_lib
+from tfgap.launch import common
+from tfgap.launch import experiment
+from tfgap.launch import records as records_lib
+from tfgap.launch import rundir
+from tfgap.networks import pruning as pruning_lib
+
+POLICY_PREFIX = "iter_"
+
+
+class ConfigMismatchError(ValueError):
+  """The root_dir holds a run with another configuration (rerun with --force to accept)."""
+
+
+class NaNLossError(RuntimeError):
+  """The loss became NaN or infinite; the run stopped before writing a checkpoint."""
+
+
+@dataclasses.dataclass
+class PhaseStats:
+  returns: list
+  losses: list
+  steps: int
+  seconds: float
+
+
+def _batched(time_step, batched):
+  """Adds a batch axis to an unbatched environment's time step."""
+  if batched:
+    return time_step
+  return tf.nest.map_structure(lambda x: np.asarray(x)[None], time_step)
+
+
+class Runner:
+  """Builds a run (through `tfgap.launch.experiment`) and trains it.
+
+  Args:
+    root_dir: output folder (created; a run already there is resumed).
+    config: a `RunConfig`; None reads the gin bindings (`Runner.*`).
+    force: accept a root_dir whose saved configuration differs (also `Runner.force`).
+    **overrides: RunConfig fields that override the gin bindings.
+
+  Raises:
+    ValueError: on a bad setting, before any training.
+  """
+
+  def __init__(self, root_dir, *, config=None, force=None, **overrides):
+    if config is None:
+      config = experiment.configured(**overrides)
+    elif overrides:
+      config = config.replace(**overrides)
+    if force is not None:
+      config = config.replace(force=bool(force))
+    self.config = config
+    self.paths = rundir.RunPaths(root_dir)
+    self.root_dir = self.paths.root
+    self.checkpointer = checkpoints_lib.Checkpointer(self.paths.checkpoints,
+                                                     keep=config.keep_checkpoints)
+    self._build()
+    # After the build: gin's operative config lists the calls made (builders, agent, replay).
+    self.operative_config = common.operative_config()
+
+  def _build(self):
+    """(Re)builds environments, network, agent and replay with fresh variables."""
+    config = self.config
+    tf.random.set_seed(config.seed)
+    np.random.seed(config.seed)
+    self._np_rng = np.random.default_rng(config.seed)
+    self.experiment = experiment.build(config)
+    self.suite, self.game = self.experiment.suite, self.experiment.game
+    self.env, self.eval_env = self.experiment.env, self.experiment.eval_env
+    self.agent, self.replay = self.experiment.agent, self.experiment.replay
+    self.network = self.agent.q_network
+    self.agent_name = config.agent
+    self._tf_state = tf.train.Checkpoint(
+        q_network=self.agent.q_network, target_q_network=self.agent.target_q_network,
+        optimizer=self.agent.optimizer, train_step=self.agent.train_step_counter,
+        act_rng=self.agent.act_rng, epsilon=self.agent.epsilon)
+    self._batches = None  # The running replay prefetcher, if any.
+    self.env_steps = 0
+    self.iteration = 0
+
+  # ---------------------------------------------------------------- the loop
+
+  def run(self):
+    """Trains for the remaining iterations; returns the list of metrics records written."""
+    config = self.config
+    with rundir.RunLock(self.paths):
+      self.paths.make()
+      self._check_config()
+      self.checkpointer.clean_staging()
+      rundir.clean_policy_staging(self.paths)
+      start, saved_records = self.restore()
+      self.metrics = records_lib.MetricsLog(self.paths.metrics)
+      self.metrics.rewind(start, saved_records)
+      self.summaries = records_lib.Summaries(self.paths.root)
+      if start > 0:
+        self._reseed_envs(start)
+      self._time_step = _batched(self.env.reset(), self.env.batched)
+      self.replay.add_time_step(self._time_step)
+      bar = self._progress()
+      written = []
+      try:
+        for iteration in range(start, config.num_iterations):
+          self.iteration = iteration
+          train = self._train_phase(bar)
+          self._stop_prefetch()
+          evaluation = self._eval_phase() if config.evaluates_after(iteration) else None
+          record = self._record(iteration, train, evaluation)
+          self.summaries.iteration(record)
+          self.metrics.append(record)
+          if config.export_policies:
+            self._export_policy(iteration)
+          self._save_checkpoint(iteration, record)
+          written.append(record)
+          self._print(bar, records_lib.describe(record, config.num_iterations))
+      finally:
+        self._stop_prefetch()
+        if bar is not None:
+          bar.close()
+        self.summaries.flush()
+      self._print_locations()
+    return written
+
+  def _train_phase(self, bar):
+    """`training_steps` agent steps: act, step, store, update. Returns the phase's statistics."""
+    agent, budget = self.agent, self.config.training_steps
+    stats = PhaseStats([], [], 0, 0.0)
+    since_update = since_summary = 0
+    start = last_bar = time.perf_counter()
+    while stats.steps < budget:
+      epsilon = agent.epsilon_at(self.env_steps)
+      action = self._act(self._time_step.observation, epsilon)
+      self._time_step = _batched(self.env.step(action if self.env.batched else action[0]),
+                                 self.env.batched)
+      self.replay.add_time_step(self._time_step, action)
+      n = len(action)
+      self.env_steps += n
+      stats.steps += n
+      since_update += n
+      since_summary += n
+      self._collect_episodes(stats)
+
+      while since_update >= agent.update_period:
+        since_update -= agent.update_period
+        if self._learning_started():
+          stats.losses.append(self._update())
+
+      if since_summary >= self.config.summary_period:
+        since_summary = 0
+        self.summaries.scalars(self.env_steps, {
+            "epsilon": epsilon,
+            "steps_per_sec": stats.steps / max(time.perf_counter() - start, 1e-9),
+            "loss": stats.losses[-1] if stats.losses else None})
+      if bar is not None:
+        bar.update(n)
+        now = time.perf_counter()
+        if now - last_bar > 1.0:
+          last_bar = now
+          bar.set_postfix(steps_s=f"{stats.steps / (now - start):.0f}",
+                          ret=stats.returns[-1] if stats.returns else None,
+                          loss=f"{stats.losses[-1]:.4f}" if stats.losses else None,
+                          eps=f"{epsilon:.3f}", refresh=False)
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+  def _act(self, observation, epsilon):
+    """Actions for a batch of observations (uniform during warm-up, no forward pass)."""
+    if epsilon >= 1.0:
+      return self._np_rng.integers(0, self.agent.num_actions, size=len(observation))
+    return self.agent.act(observation, epsilon)
+
+  def _collect_episodes(self, stats):
+    for episode in self.env.pop_episode_stats():
+      stats.returns.append(episode["return"])
+      self.summaries.scalars(self.env_steps, {"episode_return": episode["return"],
+                                              "episode_length": episode["length"]})
+
+  def _learning_started(self):
+    return (self.env_steps >= self.agent.min_replay_history and
+            self.replay.num_sampleable >= self.agent.batch_size)
+
+  def _update(self):
+    """One gradient update on a replay batch; returns its loss (stops the run on NaN)."""
+    batch = self._next_batch()
+    loss, priorities = self.agent.update(batch)
+    loss = float(loss)
+    if not math.isfinite(loss):
+      raise NaNLossError(self._nan_message(loss))
+    if self.replay.prioritized:
+      self.replay.update_priorities(batch["indices"], priorities.numpy())
+    period = self.config.dormant_period
+    if period and int(self.agent.train_step_counter) % period == 0:
+      metrics = self._dormant(batch["observation"])
+      self.summaries.scalars(self.env_steps, metrics)
+    return loss
+
+  def _next_batch(self):
+    """A replay batch: sampled ahead by the prefetcher (started on first use) or inline."""
+    depth = self.config.prefetch_depth
+    if not depth:
+      return self.replay.sample(self.agent.batch_size)
+    if self._batches is None:
+      self._batches = self.replay.prefetch(self.agent.batch_size, depth=depth)
+    return next(self._batches)
+
+  def _stop_prefetch(self):
+    if self._batches is not None:
+      self._batches.close()
+      self._batches = None
+
+  def _eval_phase(self):
+    """Evaluation episodes at epsilon_eval (noise of noisy nets off); raw game scores."""
+    env, agent, config = self.eval_env, self.agent, self.config
+    networks.set_noise(agent.q_network, False)
+    try:
+      env.pop_episode_stats()
+      time_step = _batched(env.reset(), env.batched)
+      returns, steps = [], 0
+      # After the step budget, only episodes already running may finish (Dopamine semantics).
+      finished_after_budget = np.zeros(env.num_envs if env.batched else 1, bool)
+      start = time.perf_counter()
+      while True:
+        action = agent.act(time_step.observation, agent.epsilon_eval)
+        time_step = _batched(env.step(action if env.batched else action[0]), env.batched)
+        steps += len(action)
+        budget_reached = (config.evaluation_episodes is None and
+                          steps >= config.evaluation_steps)
+        for episode in env.pop_episode_stats():
+          if not finished_after_budget[episode["env_id"]]:
+            returns.append(episode["return"])
+          if budget_reached:
+            finished_after_budget[episode["env_id"]] = True
+        if config.evaluation_episodes is not None:
+          if len(returns) >= config.evaluation_episodes:
+            returns = returns[:config.evaluation_episodes]
+            break
+        elif budget_reached and finished_after_budget.all():
+          break
+      return PhaseStats(returns, [], steps, time.perf_counter() - start)
+    finally:
+      networks.set_noise(agent.q_network, True)
+
+  # ---------------------------------------------------------------- records
+
+  def _record(self, iteration, train, evaluation):
+    net = self.network
+    record = {
+        "iteration": iteration,
+        "env_steps": self.env_steps,
+        "train_steps": int(self.agent.train_step_counter.numpy()),
+        "suite": self.suite,
+        "game": self.game,
+        "seed": self.config.seed,
+        "agent": self.agent_name,
+        "encoder": getattr(net, "encoder_name", None),
+        "bottleneck": getattr(net, "bottleneck_name", None),
+        "width_scale": getattr(net, "width_scale", None),
+        "train_return": records_lib.mean_or_none(train.returns),
+        "train_episodes": len(train.returns),
+        "eval_return": records_lib.mean_or_none(evaluation.returns) if evaluation else None,
+        "eval_returns": [float(r) for r in evaluation.returns] if evaluation else [],
+        "loss": records_lib.mean_or_none(train.losses),
+        "steps_per_sec": train.steps / max(train.seconds, 1e-9),
+        "epsilon": self.agent.epsilon_at(self.env_steps),
+        "time": time.time(),
+    }
+    if evaluation:
+      record["eval_steps_per_sec"] = evaluation.steps / max(evaluation.seconds, 1e-9)
+    if self.agent.pruned:
+      rows = pruning_lib.sparsity_report(net)
+      size = sum(r["size"] for r in rows)
+      record["sparsity"] = sum(r["pruned"] for r in rows) / size if size else 0.0
+      record["sparsity_target"] = rows[0]["target"] if rows else 0.0
+    size = self.config.dormant_batch_size
+    if size and self.replay.num_sampleable >= size:
+      record.update(self._dormant(self.replay.sample(size)["observation"]))
+    return record
+
+  def _dormant(self, observations):
+    from tfgap.analysis import dormant  # pylint: disable=g-import-not-at-top
+    return dormant.dormant_fractions(self.network, observations,
+                                     self.config.dormant_taus).group_metrics()
+
+  def _print(self, bar, line):
+    if bar is not None:
+      bar.write(line)
+    else:
+      print(line, flush=True)
+
+  def _nan_message(self, loss):
+    latest = self.checkpointer.latest()
+    where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
+    return (f"loss became {loss} at update {int(self.agent.train_step_counter.numpy())} (env step "
+            f"{self.env_steps}, iteration {self.iteration}); training stopped and {where}. Lower "
+            "the learning rate or check the rewards.")
+
+  def _progress(self):
+    if not self.config.progress_bar:
+      return None
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    total = self.config.total_env_steps
+    return tqdm(total=total, initial=min(self.env_steps, total), unit="step", dynamic_ncols=True,
+                desc=f"{self.agent_name} {self.game}", mininterval=1.0)
+
+  def _print_locations(self):
+    p = self.paths
+    policies = sorted(p.policies.glob(POLICY_PREFIX + "*")) if p.policies.exists() else []
+    latest = self.checkpointer.latest()
+    lines = [
+        f"Run finished: {self.config.num_iterations} iterations, {self.env_steps} env steps, "
+        f"{int(self.agent.train_step_counter.numpy())} updates.",
+        f"  root dir:     {p.root}",
+        f"  metrics:      {p.metrics}",
+        f"  TensorBoard:  tensorboard --logdir {p.root}  ({p.train}, {p.eval})",
+        f"  checkpoints:  {latest or 'none'}",
+        f"  policy:       {policies[-1] if policies else 'none'} (PolicySaver SavedModel; "
+        "`import tensorflow_probability` before tf.saved_model.load)",
+        f"  config:       {p.config}",
+    ]
+    print("\n".join(lines), flush=True)
+
+  # ---------------------------------------------------------------- config, checkpoints, export
+
+  def _check_config(self):
+    """Refuses a root_dir whose saved config differs (a longer budget is allowed), then saves."""
+    path = self.paths.config
+    if path.exists():
+      try:
+        saved = path.read_bytes().decode("utf-8")
+      except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is unreadable ({err}); move it away, or pick another "
+                         "--root_dir") from err
+      diff = config_diff(saved, self.operative_config)
+      if diff:
+        if not self.config.force:
+          raise ConfigMismatchError(
+              f"{self.root_dir} holds a run with another configuration; pass --force (or "
+              f"Runner.force=True) to continue it with this one, or pick another --root_dir. "
+              f"Differences:\n{diff}")
+        logging.warning("Continuing %s with a changed configuration (--force):\n%s",
+                        self.root_dir, diff)
+    common.write_atomically(path, self.operative_config)
+
+  def restore(self):
+    """Restores the newest usable checkpoint (all-or-nothing).
+
+    Returns:
+      (the iteration to start from, {iteration: record} kept by the checkpoints).
+    """
+    saved_records = {}
+    rejected = set()
+    while True:
+      for path, state in self.checkpointer.candidates():
+        if isinstance(state.get("record"), dict):
+          saved_records.setdefault(int(state["iteration"]), state["record"])
+        if path in rejected:
+          continue
+        try:
+          self.checkpointer.apply(path, self._tf_state, self.replay)
+        except checkpoints_lib.PartialRestoreError as err:
+          checkpoints_lib._warn(f"skipping unusable checkpoint {path.name}: {err.cause}")  # pylint: disable=protected-access
+          rejected.add(path)
+          self.experiment.close()
+          self._build()  # Nothing of the rejected checkpoint may survive.
+          break
+        self.env_steps = int(state["env_steps"])
+        self._np_rng.bit_generator.state = state["numpy_rng"]
+        _set_global_numpy_state(state["numpy_global"])
+        print(f"Resuming from {path} (iteration {state['iteration'] + 1} done, "
+              f"{self.env_steps} env steps).", flush=True)
+        return int(state["iteration"]) + 1, saved_records
+      else:
+        return 0, saved_records
+
+  def _save_checkpoint(self, iteration, record):
+    state = {
+        "env_steps": self.env_steps,
+        "train_steps": int(self.agent.train_step_counter.numpy()),
+        "numpy_rng": self._np_rng.bit_generator.state,
+        "numpy_global": _global_numpy_state(),
+        "config": self.operative_config,
+        "record": record,
+    }
+    self.checkpointer.save(iteration, self._tf_state, self.replay, state)
+
+  def _reseed_envs(self, start):
+    """Environments restart their episodes on resume (emulator state is not checkpointed); a
+    fresh seed per resumed iteration avoids replaying the same episodes. TF-side randomness
+    (noisy nets) also restarts from a seed that depends on the iteration."""
+    seed = self.config.seed + 1_000 * start
+    tf.random.set_seed(seed)
+    self.env.close()
+    self.env = experiment.make_env(self.config, "train", seed=seed)
+    self.experiment.env = self.env
+
+  def _export_policy(self, iteration):
+    from tf_agents.policies import policy_saver  # pylint: disable=g-import-not-at-top
+    final, tmp = rundir.policy_staging(self.paths, f"{POLICY_PREFIX}{iteration:06d}")
+    networks.set_noise(self.agent.q_network, False)  # The exported policy is deterministic.
+    try:
+      if self.agent.pruned:
+        pruning_lib.apply_masks(self.agent.q_network)
+      saver = policy_saver.PolicySaver(self.agent.policy, batch_size=None,
+                                       train_step=self.agent.train_step_counter)
+      with warnings.catch_warnings():
+        # Loading needs `import tensorflow_probability`; the locations printout says so.
+        warnings.filterwarnings("ignore", message="Encoding a StructuredValue")
+        saver.save(str(tmp))
+    finally:
+      networks.set_noise(self.agent.q_network, True)
+    rundir.replace_folder(tmp, final)
+
+
+def config_diff(saved, current):
+  """A unified diff of two operative configs, or "" when they describe the same run.
+
+  Comments and blank lines do not count, nor `Runner.force`; a larger `Runner.num_iterations`
+  extends the run's budget (as Dopamine's Runner resumes a run with more iterations).
+  """
+  old, new = _normalise(saved), _normalise(current)
+  default = experiment.RunConfig.num_iterations
+  old_iters, new_iters = _pop_iterations(old, default), _pop_iterations(new, default)
+  if old == new and old_iters is not None and new_iters is not None and new_iters >= old_iters:
+    return ""
+  return _diff(saved, current)
+
+
+def _diff(saved, current):
+  return "\n".join(difflib.unified_diff(_normalise(saved), _normalise(current),
+                                        "saved config.gin", "this run", lineterm="", n=0))
+
+
+def _normalise(config):
+  """Config lines without comments, blank lines and `Runner.force` (gin adds comment headers)."""
+  return [line.rstrip() for line in config.splitlines()
+          if line.strip() and not line.lstrip().startswith("#")
+          and not line.replace(" ", "").startswith("Runner.force=")]
+
+
+def _pop_iterations(lines, default):
+  """Removes the `Runner.num_iterations` line; returns its value (None if not an integer)."""
+  for i, line in enumerate(lines):
+    key, _, value = line.partition("=")
+    if key.strip() == "Runner.num_iterations":
+      del lines[i]
+      try:
+        return int(value.strip().replace("_", ""))
+      except ValueError:
+        return None
+  return default
+
+
+def _global_numpy_state():
+  name, keys, pos, has_gauss, cached = np.random.get_state()
+  return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _set_global_numpy_state(state):
+  name, keys, pos, has_gauss, cached = state
+  np.random.set_state((name, np.array(keys, np.uint32), pos, has_gauss, cached))
+
+
+__all__ = ["Runner", "ConfigMismatchError", "NaNLossError", "config_diff", "POLICY_PREFIX"]
