@@ -244,3 +244,37 @@ def schedule_steps(total_updates, begin_fraction=0.2, end_fraction=0.8, frequenc
   begin = int(round(total_updates * begin_fraction))
   span = max(1, int(round((total_updates * end_fraction - begin) / frequency))) * frequency
   return {"begin_step": begin, "end_step": begin + span, "frequency": int(frequency)}
+
+
+def schedule_frequency(obj):
+  """The mask-update frequency of the first wrapper's schedule (1000 when none is set)."""
+  for w in pruning_wrappers(obj):
+    return int(getattr(w.pruning_schedule, "frequency", 1000))
+  return 1000
+
+
+def reschedule(obj, begin_step, end_step, frequency):
+  """Moves every wrapper's schedule to new begin/end steps and frequency, in place.
+
+  For a run whose length is known only once its agent exists (updates = steps / update_period):
+  call it after building and before the first training step (the schedule's numbers are read
+  when the update is traced). A TF-Agents network's saved constructor arguments are updated as
+  well, so `network.copy()` builds the same schedule.
+
+  Returns:
+    The number of wrappers changed.
+  """
+  steps = {"begin_step": begin_step, "end_step": end_step, "frequency": frequency}
+  for key, value in steps.items():
+    common.check_positive(key, value + 1 if key != "frequency" else value, integer=True)
+  if begin_step >= end_step:
+    raise ValueError(f"begin_step={begin_step!r} is not accepted; accepted: an integer smaller "
+                     f"than end_step ({end_step!r}).")
+  wrappers = pruning_wrappers(obj)
+  for w in wrappers:
+    for key, value in steps.items():
+      setattr(w.pruning_schedule, key, int(value))
+  saved = getattr(obj, "_saved_kwargs", None)
+  if wrappers and isinstance(saved, dict) and "bottleneck_kwargs" in saved:
+    saved["bottleneck_kwargs"] = dict(saved["bottleneck_kwargs"] or {}, **steps)
+  return len(wrappers)
