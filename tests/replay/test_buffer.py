@@ -98,7 +98,8 @@ def test_window_incomplete_items_are_not_sampleable():
     assert len(buffer) == 0
     buffer.add(np.ones((2, 1, 1, 1), np.uint8), [0, 0], [1.0, 1.0], [MID, MID])
   assert len(buffer) == 2  # Only step 0 of each stream has its 3 following steps.
-  with pytest.raises(ValueError, match="batch_size 3 exceeds the 2"):
+  with pytest.raises(ValueError,
+                     match="batch_size=3 is not accepted; accepted: at most the 2 sampleable"):
     buffer.sample(3)
 
 
@@ -185,9 +186,10 @@ def _bad(**overrides):
 @pytest.mark.parametrize("overrides, needle", [
     (dict(capacity=0), "capacity"),
     (dict(capacity=-5), "capacity"),
-    (dict(capacity=6), "capacity 6"),
+    (dict(capacity=6), r"capacity=6 is not accepted; accepted: at least .* = 7 steps"),
     (dict(n_step=0), "n_step"),
-    (dict(gamma=1.5), "gamma"),
+    (dict(gamma=1.5),
+     r"gamma=1.5 is not accepted; accepted: a finite number >= 0.0 and <= 1.0\."),
     (dict(gamma=-0.1), "gamma"),
     (dict(alpha=-1.0), "alpha"),
     (dict(beta=2.0), "beta"),
@@ -201,12 +203,15 @@ def test_bad_constructor_arguments(overrides, needle):
 
 
 @pytest.mark.parametrize("obs, actions, step_types, needle", [
-    (np.zeros((2, 2, 2, 1), np.uint8), [0, 0], [FIRST, FIRST], r"shape \(2, 2, 2, 1\)"),
-    (np.zeros((1, 2, 2, 3), np.uint8), [0], [FIRST], r"shape \(1, 2, 2, 3\)"),
-    (np.zeros((1, 2, 2, 1), np.float32), [0], [FIRST], "dtype float32"),
+    (np.zeros((2, 2, 2, 1), np.uint8), [0, 0], [FIRST, FIRST],
+     r"observations shape=\(2, 2, 2, 1\) is not accepted"),
+    (np.zeros((1, 2, 2, 3), np.uint8), [0], [FIRST],
+     r"observations shape=\(1, 2, 2, 3\) is not accepted"),
+    (np.zeros((1, 2, 2, 1), np.float32), [0], [FIRST], "dtype=.float32. is not accepted"),
     (np.zeros((1, 2, 2, 1), np.uint8), [0], [MID], "no episode in progress"),
-    (np.zeros((1, 2, 2, 1), np.uint8), [0], [3], r"step_types \[3\]"),
-    (np.zeros((1, 2, 2, 1), np.uint8), [0, 1], [FIRST], r"actions shape \(2,\)"),
+    (np.zeros((1, 2, 2, 1), np.uint8), [0], [3], r"step_types=\[3\] is not accepted"),
+    (np.zeros((1, 2, 2, 1), np.uint8), [0, 1], [FIRST],
+     r"actions shape=\(2,\) is not accepted"),
 ])
 def test_bad_add_arguments(obs, actions, step_types, needle):
   buffer = _bad()
@@ -217,9 +222,9 @@ def test_bad_add_arguments(obs, actions, step_types, needle):
 
 def test_bad_sample_arguments():
   buffer = _bad(prioritized=False)
-  with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+  with pytest.raises(ValueError, match="batch_size=0 is not accepted; accepted: an integer >= 1"):
     buffer.sample(0)
-  with pytest.raises(ValueError, match="exceeds the 0 sampleable"):
+  with pytest.raises(ValueError, match="at most the 0 sampleable"):
     buffer.sample(1)
   with pytest.raises(ValueError, match="prioritized=True"):
     buffer.update_priorities([0], [1.0])

@@ -39,16 +39,19 @@ def test_sum_tree_totals_and_find_match_prefix_sums(capacity, fanout):
 
 
 def test_sum_tree_rejects_bad_input():
-  with pytest.raises(ValueError, match="capacity must be a positive int, got 0"):
+  with pytest.raises(ValueError,
+                     match="SumTree capacity=0 is not accepted; accepted: an integer >= 1"):
     SumTree(0)
   tree = SumTree(4)
-  with pytest.raises(ValueError, match=r"\[0, 4\)"):
+  with pytest.raises(ValueError, match=r"SumTree indices=\(4, 4\) is not accepted; accepted: "
+                                       r"indices in \[0, 4\)"):
     tree.set([4], [1.0])
-  with pytest.raises(ValueError, match=">= 0"):
+  with pytest.raises(ValueError, match="finite numbers >= 0"):
     tree.set([0], [-1.0])
   with pytest.raises(ValueError, match="empty tree"):
     tree.find([0.0])
-  with pytest.raises(ValueError, match="fanout must be an int >= 2, got 1"):
+  with pytest.raises(ValueError,
+                     match="SumTree fanout=1 is not accepted; accepted: an integer >= 2"):
     SumTree(4, fanout=1)
 
 
@@ -106,15 +109,20 @@ def test_importance_weights_formula_and_beta_annealing():
   scaled = dict(zip(ids.tolist(), priorities ** alpha))
   total = sum(scaled.values())
   betas = []
-  for _ in range(6):
+  for step in range(6):
+    buffer.set_learner_step(step)  # beta follows the learner's step, never the sample count
     beta = buffer.beta
     betas.append(beta)
-    batch = buffer.sample(8)
-    probs = np.array([scaled[i] for i in batch["indices"].tolist()]) / total
-    raw = (10 * probs) ** (-beta)
-    np.testing.assert_allclose(batch["weights"], raw / raw.max(), rtol=1e-5)
-    assert batch["weights"].max() == pytest.approx(1.0)
+    for _ in range(2):  # A second (e.g. diagnostic) sample leaves beta where it is.
+      batch = buffer.sample(8)
+      probs = np.array([scaled[i] for i in batch["indices"].tolist()]) / total
+      raw = (10 * probs) ** (-beta)
+      np.testing.assert_allclose(batch["weights"], raw / raw.max(), rtol=1e-5)
+      assert batch["weights"].max() == pytest.approx(1.0)
   np.testing.assert_allclose(betas, [0.4, 0.55, 0.7, 0.85, 1.0, 1.0])
+  assert buffer.learner_step == 5
+  with pytest.raises(ValueError, match="step=-1 is not accepted"):
+    buffer.set_learner_step(-1)
   # An explicit beta overrides the schedule.
   batch = buffer.sample(8, beta=0.0)
   np.testing.assert_allclose(batch["weights"], 1.0)
@@ -150,9 +158,9 @@ def test_overwritten_items_ignore_stale_priority_updates():
 
 
 @pytest.mark.parametrize("indices, priorities, needle", [
-    ([0, 1], [1.0], "does not match"),
-    ([0], [-1.0], "finite and >= 0"),
-    ([0], [np.nan], "finite and >= 0"),
+    ([0, 1], [1.0], r"priorities shape=\(1,\) is not accepted; accepted: the indices shape"),
+    ([0], [-1.0], r"priorities=\[-1.0\] is not accepted; accepted: finite numbers >= 0"),
+    ([0], [np.nan], "finite numbers >= 0"),
 ])
 def test_bad_priority_updates(indices, priorities, needle):
   buffer = _filled(4)

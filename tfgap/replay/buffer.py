@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 
+from tfgap import checks
 from tfgap.replay import checkpoint as checkpoint_lib
 from tfgap.replay.sum_tree import SumTree
 
@@ -83,7 +84,11 @@ class ReplayBuffer:
   Prioritized mode (proportional, Schaul et al. 2016): new items get the largest priority seen so
   far, item i is drawn with probability ``p_i^alpha / sum_j p_j^alpha`` (stratified over the batch),
   and ``weights = (N P(i))^-beta / max over the batch``, with beta annealed linearly from ``beta``
-  to ``beta_final`` over ``beta_steps`` sampled batches. Uniform mode returns weights of 1.
+  to ``beta_final`` over ``beta_steps`` learner steps: the learner reports its step with
+  ``set_learner_step`` (sampling itself never moves beta). Uniform mode returns weights of 1.
+
+  Diagnostic samples (a probe of the network, statistics) pass their own generator,
+  ``sample(n, rng=...)``, and leave the buffer's sampling RNG where it was.
 
   All public methods are thread-safe (one re-entrant lock), so a ``prefetch`` thread can sample
   while the actor adds and the learner updates priorities.
@@ -107,9 +112,9 @@ class ReplayBuffer:
       prioritized: proportional prioritized sampling if True, uniform otherwise.
       alpha: priority exponent, >= 0 (0 gives uniform sampling through the sum tree).
       beta: initial importance-sampling exponent, in [0, 1].
-      beta_final: exponent reached after ``beta_steps`` sampled batches, in [0, 1].
-      beta_steps: number of ``sample`` calls over which beta is annealed linearly; 0 keeps it at
-        ``beta``.
+      beta_final: exponent reached after ``beta_steps`` learner steps, in [0, 1].
+      beta_steps: learner steps (``set_learner_step``) over which beta is annealed linearly; 0
+        keeps it at ``beta``.
       min_priority: priorities are clipped below at this positive value before ``** alpha`` so that
         no sampleable item becomes impossible to draw.
       action_shape: shape of one action (``()`` for discrete, ``(d,)`` for continuous).
@@ -122,27 +127,23 @@ class ReplayBuffer:
     """
     frame_shape = tuple(int(d) for d in np.atleast_1d(frame_shape))
     if len(frame_shape) != 3 or min(frame_shape) <= 0:
-      raise ValueError(
-          f"frame_shape must be (H, W, C) with positive sizes, got {frame_shape!r}.")
-    _check_int("stack_size", stack_size, 1)
-    _check_int("num_streams", num_streams, 1)
-    _check_int("n_step", n_step, 1)
-    _check_int("capacity", capacity, 1)
-    _check_int("beta_steps", beta_steps, 0)
-    if not 0.0 <= gamma <= 1.0:
-      raise ValueError(f"gamma must be in [0, 1], got {gamma!r}.")
-    if not alpha >= 0.0 or not np.isfinite(alpha):
-      raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}.")
-    for name, value in (("beta", beta), ("beta_final", beta_final)):
-      if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
-    if not min_priority > 0.0:
-      raise ValueError(f"min_priority must be > 0, got {min_priority!r}.")
+      checks.reject("frame_shape", frame_shape, "(H, W, C) with positive sizes")
+    stack_size = checks.check_int("stack_size", stack_size, low=1)
+    num_streams = checks.check_int("num_streams", num_streams, low=1)
+    n_step = checks.check_int("n_step", n_step, low=1)
+    capacity = checks.check_int("capacity", capacity, low=1)
+    beta_steps = checks.check_int("beta_steps", beta_steps, low=0)
+    gamma = checks.check_float("gamma", gamma, low=0.0, high=1.0)
+    alpha = checks.check_float("alpha", alpha, low=0.0)
+    beta = checks.check_float("beta", beta, low=0.0, high=1.0)
+    beta_final = checks.check_float("beta_final", beta_final, low=0.0, high=1.0)
+    min_priority = checks.check_float("min_priority", min_priority, low=0.0, low_open=True)
     rows = int(capacity) // int(num_streams)
     if rows < n_step + stack_size:
-      raise ValueError(
-          f"capacity {capacity} gives {rows} steps per stream for {num_streams} streams; each "
-          f"stream needs at least n_step + stack_size = {n_step + stack_size} steps.")
+      checks.reject("capacity", capacity,
+                    f"at least (n_step + stack_size) * num_streams = "
+                    f"{(n_step + stack_size) * num_streams} steps ({num_streams} streams, each "
+                    f"needing n_step + stack_size = {n_step + stack_size})")
 
     self._frame_shape = frame_shape
     self._stack_size = int(stack_size)
@@ -181,7 +182,7 @@ class ReplayBuffer:
   def _reset_state(self):
     self._num_steps = 0  # Rows written so far (every add writes one row: one step per stream).
     self._num_valid = 0
-    self._num_batches = 0  # Sampled batches, the clock of the beta schedule.
+    self._learner_step = 0  # The learner's step (set_learner_step): the clock of beta.
     self._max_priority = 1.0
     self._in_episode = np.zeros(self._num_streams, dtype=bool)
     self._episode_length = np.zeros(self._num_streams, dtype=np.int64)
@@ -229,11 +230,30 @@ class ReplayBuffer:
 
   @property
   def beta(self):
-    """The importance-sampling exponent the next ``sample`` call uses."""
+    """The importance-sampling exponent the next ``sample`` call uses (at ``learner_step``)."""
     if self._beta_steps == 0:
       return self._beta
-    fraction = min(1.0, self._num_batches / self._beta_steps)
+    fraction = min(1.0, self._learner_step / self._beta_steps)
     return self._beta + fraction * (self._beta_final - self._beta)
+
+  @property
+  def learner_step(self):
+    """The learner step last given to ``set_learner_step`` (0 at first)."""
+    return self._learner_step
+
+  def set_learner_step(self, step):
+    """Sets the learner's step (e.g. its update count), which beta's annealing follows.
+
+    beta goes linearly from ``beta`` to ``beta_final`` over ``beta_steps`` learner steps. Only
+    the learner moves this clock, so diagnostic samples and batches a prefetcher drew and
+    dropped do not. The step is saved with the buffer.
+
+    Args:
+      step: an integer >= 0.
+    """
+    step = checks.check_int("step", step, low=0)
+    with self._lock:
+      self._learner_step = step
 
   @property
   def num_added(self):
@@ -292,10 +312,11 @@ class ReplayBuffer:
       if any_first or any_last or not self._in_episode.all():
         orphan = ~first & ~self._in_episode
         if orphan.any():
-          raise ValueError(
-              f"step_types {step_types.tolist()}: streams {np.flatnonzero(orphan).tolist()} got "
-              f"a MID/LAST step with no episode in progress; start each episode with a FIRST step "
-              f"(add_first or step_type 0).")
+          checks.reject(
+              "step_types", step_types.tolist(),
+              f"FIRST (0) in streams {np.flatnonzero(orphan).tolist()}, which have no episode in "
+              "progress: a MID/LAST step needs one; start each episode with a FIRST step "
+              "(add_first or step_type 0)")
       self._written = True
       streams = self._num_streams
       stream_ids = self._stream_ids
@@ -402,9 +423,8 @@ class ReplayBuffer:
     streams = self._num_streams
     observations = np.asarray(observations)
     if observations.dtype != self._frame_dtype:
-      raise ValueError(
-          f"observations dtype {observations.dtype} does not match the buffer's frame dtype "
-          f"{self._frame_dtype}.")
+      checks.reject("observations dtype", str(observations.dtype),
+                    f"the buffer's frame dtype {str(self._frame_dtype)!r}")
     h, w, c = self._frame_shape
     if streams == 1 and observations.ndim == 3:
       observations = observations[None]
@@ -417,14 +437,13 @@ class ReplayBuffer:
     else:
       frames = None
     if frames is None:
-      raise ValueError(
-          f"observations shape {observations.shape} is neither frames {(streams, h, w, c)} nor "
-          f"stacked observations {(streams, h, w, c * self._stack_size)}.")
+      checks.reject("observations shape", observations.shape,
+                    f"frames {(streams, h, w, c)} or stacked observations "
+                    f"{(streams, h, w, c * self._stack_size)}")
 
     step_types = _as_stream_array("step_types", step_types, streams, np.int64)
     if step_types.min() < FIRST or step_types.max() > LAST:
-      raise ValueError(
-          f"step_types {step_types.tolist()} must be 0 (FIRST), 1 (MID) or 2 (LAST).")
+      checks.reject("step_types", step_types.tolist(), "0 (FIRST), 1 (MID) or 2 (LAST) each")
     rewards = _as_stream_array("rewards", rewards, streams, np.float32)
     if discounts is None:
       discounts = np.ones(streams, np.float32)
@@ -432,27 +451,33 @@ class ReplayBuffer:
     action_shape = (streams,) + self._action_shape
     if actions is None:
       if np.any(step_types != FIRST):
-        raise ValueError("actions is None but some step_types are MID/LAST; pass the actions.")
+        checks.reject("actions", None, "the actions that produced the steps (None only when "
+                      "every step type is FIRST)")
       actions = np.zeros(action_shape, self._action_dtype)
     else:
       actions = np.asarray(actions)
       if streams == 1 and actions.shape == self._action_shape:
         actions = actions.reshape(action_shape)
       if actions.shape != action_shape:
-        raise ValueError(
-            f"actions shape {actions.shape} does not match {action_shape} "
-            f"(num_streams + action_shape).")
+        checks.reject("actions shape", actions.shape,
+                      f"{action_shape} (num_streams + action_shape)")
       actions = actions.astype(self._action_dtype, copy=False)
     return frames, actions, rewards, step_types, discounts
 
   # ---------------------------------------------------------------- sampling
 
-  def sample(self, batch_size, beta=None):
+  def sample(self, batch_size, *, beta=None, rng=None):
     """Samples a batch of n-step transitions.
+
+    Sampling changes no state but the sampling RNG: beta follows ``set_learner_step``, never the
+    number of batches drawn.
 
     Args:
       batch_size: positive int, at most ``num_sampleable``.
-      beta: importance-sampling exponent overriding the schedule (prioritized mode only).
+      beta: importance-sampling exponent in [0, 1] overriding the schedule (prioritized mode).
+      rng: a ``numpy.random.Generator`` (or an int seed for a fresh one) to draw this batch with
+        instead of the buffer's own generator, which then does not advance. For diagnostic
+        samples (a dormant-neuron probe, statistics) that must not change the training batches.
 
     Returns:
       Dict of numpy arrays: ``observation`` and ``next_observation`` ``[B, H, W, C * k]`` (frame
@@ -462,37 +487,62 @@ class ReplayBuffer:
       ones in uniform mode).
 
     Raises:
-      ValueError: if ``batch_size`` is not a positive int or exceeds ``num_sampleable``.
+      ValueError: if ``batch_size`` is not a positive int or exceeds ``num_sampleable``, or for a
+        ``beta`` outside [0, 1] or an ``rng`` that is neither a Generator nor an int.
     """
-    _check_int("batch_size", batch_size, 1)
+    checks.check_int("batch_size", batch_size, low=1)
+    beta = checks.check_float("beta", beta, low=0.0, high=1.0, allow_none=True)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+      try:
+        rng = np.random.default_rng(checks.check_int("rng", rng, low=0))
+      except ValueError:
+        checks.reject("rng", rng, "None (the buffer's generator), a numpy.random.Generator or an "
+                      "int seed >= 0")
     with self._lock:
       if batch_size > self._num_valid:
-        raise ValueError(
-            f"batch_size {batch_size} exceeds the {self._num_valid} sampleable transitions; add "
-            f"more steps first (see num_sampleable).")
+        checks.reject("batch_size", batch_size,
+                      f"at most the {self._num_valid} sampleable transitions; add more steps "
+                      "first (see num_sampleable)")
+      rng = self._rng if rng is None else rng
       if self._prioritized:
-        slots = self._tree.sample_stratified(batch_size, self._rng)
-        beta = self.beta if beta is None else float(beta)
+        slots = self._tree.sample_stratified(batch_size, rng)
+        beta = self.beta if beta is None else beta
         probabilities = self._tree.get(slots) / self._tree.total
         weights = (self._num_valid * probabilities) ** (-beta)
         weights = (weights / weights.max()).astype(np.float32)
       else:
-        slots = self._sample_uniform(batch_size)
+        slots = self._sample_uniform(batch_size, rng)
         weights = np.ones(batch_size, np.float32)
-      self._num_batches += 1
       batch = self._gather(slots)
     batch["weights"] = weights
     return batch
 
-  def _sample_uniform(self, batch_size):
+  def _rng_state(self):
+    """The sampling RNG's state (for a prefetcher that may have to give back its draws)."""
+    with self._lock:
+      return self._rng.bit_generator.state
+
+  def _rewind_rng(self, state, expected):
+    """Sets the RNG back to ``state`` if it is still at ``expected``; returns whether it did.
+
+    A prefetcher that drops batches it drew calls this on close, so dropped batches consume no
+    randomness. If anything else drew since (the RNG is not at ``expected``), nothing changes.
+    """
+    with self._lock:
+      if self._rng.bit_generator.state != expected:
+        return False
+      self._rng.bit_generator.state = state
+      return True
+
+  def _sample_uniform(self, batch_size, rng):
     used = min(self._num_steps, self._rows) * self._num_streams
     if self._num_valid * 4 < used:
       # Mostly unsampleable (e.g. very short episodes early on): draw from the explicit list.
-      return self._rng.choice(np.flatnonzero(self._valid[:used]), size=batch_size)
-    slots = self._rng.integers(0, used, size=batch_size)
+      return rng.choice(np.flatnonzero(self._valid[:used]), size=batch_size)
+    slots = rng.integers(0, used, size=batch_size)
     bad = ~self._valid[slots]
     while bad.any():  # Rejection: at least 1/4 of draws are accepted, usually almost all.
-      slots[bad] = self._rng.integers(0, used, size=int(bad.sum()))
+      slots[bad] = rng.integers(0, used, size=int(bad.sum()))
       bad = ~self._valid[slots]
     return slots
 
@@ -506,8 +556,8 @@ class ReplayBuffer:
     with self._lock:
       slots, fresh = self._slots_of(indices)
       if not np.all(fresh):
-        raise ValueError(
-            f"indices {indices[~fresh].tolist()} are not sampleable items of this buffer.")
+        checks.reject("indices", indices[~fresh].tolist(),
+                      "ids of sampleable items of this buffer (see sampleable_indices())")
       batch = self._gather(slots)
     batch["weights"] = np.ones(indices.size, np.float32)
     return batch
@@ -521,7 +571,7 @@ class ReplayBuffer:
   def priorities(self, indices):
     """Raw stored sum-tree values ``p^alpha`` of item ids (prioritized mode; 0 if stale)."""
     if not self._prioritized:
-      raise ValueError("priorities() needs prioritized=True.")
+      checks.reject("prioritized", False, "True for priorities()")
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     with self._lock:
       slots, fresh = self._slots_of(indices)
@@ -632,14 +682,15 @@ class ReplayBuffer:
       ValueError: in uniform mode, or for mismatched shapes or negative / non-finite priorities.
     """
     if not self._prioritized:
-      raise ValueError("update_priorities needs a buffer built with prioritized=True.")
+      checks.reject("prioritized", False, "True for update_priorities (build the buffer with "
+                    "prioritized=True)")
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     priorities = np.asarray(priorities, dtype=np.float64).reshape(-1)
     if priorities.shape != indices.shape:
-      raise ValueError(
-          f"priorities shape {priorities.shape} does not match indices shape {indices.shape}.")
+      checks.reject("priorities shape", priorities.shape,
+                    f"the indices shape {indices.shape}")
     if not np.all(np.isfinite(priorities)) or np.any(priorities < 0):
-      raise ValueError(f"priorities must be finite and >= 0, got {priorities}.")
+      checks.reject("priorities", priorities.tolist(), "finite numbers >= 0")
     priorities = np.maximum(priorities, self._min_priority)
     with self._lock:
       slots, fresh = self._slots_of(indices)
@@ -668,8 +719,8 @@ class ReplayBuffer:
     learner; element structure is the dict ``sample`` returns, as tensors.
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    _check_int("batch_size", batch_size, 1)
-    _check_int("prefetch", prefetch, 0)
+    checks.check_int("batch_size", batch_size, low=1)
+    checks.check_int("prefetch", prefetch, low=0)
     obs_spec = tf.TensorSpec((batch_size,) + self.observation_shape,
                              tf.as_dtype(self._frame_dtype))
     signature = {
@@ -742,7 +793,7 @@ class ReplayBuffer:
       state = {
           "num_steps": self._num_steps,
           "num_valid": self._num_valid,
-          "num_batches": self._num_batches,
+          "learner_step": self._learner_step,
           "max_priority": self._max_priority,
           "in_episode": self._in_episode.tolist(),
           "episode_length": self._episode_length.tolist(),
@@ -796,7 +847,8 @@ class ReplayBuffer:
         self._tree.rebuild(arrays["priorities"])
       self._num_steps = int(state["num_steps"])
       self._num_valid = valid_count
-      self._num_batches = int(state["num_batches"])
+      # Checkpoints from before set_learner_step counted sampled batches as beta's clock.
+      self._learner_step = int(state.get("learner_step", state.get("num_batches", 0)))
       self._max_priority = float(state["max_priority"])
       self._in_episode = np.array(state["in_episode"], dtype=bool)
       self._episode_length = np.array(state["episode_length"], dtype=np.int64)
@@ -816,15 +868,10 @@ class ReplayBuffer:
     return buffer
 
 
-def _check_int(name, value, minimum):
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-    raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-
-
 def _as_stream_array(name, value, streams, dtype):
   array = np.asarray(value)
   if streams == 1 and array.ndim == 0:
     array = array.reshape(1)
   if array.shape != (streams,):
-    raise ValueError(f"{name} shape {array.shape} does not match ({streams},) (num_streams).")
+    checks.reject(f"{name} shape", array.shape, f"({streams},) (num_streams)")
   return array.astype(dtype, copy=False)

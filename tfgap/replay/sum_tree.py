@@ -9,6 +9,8 @@ their children on every update (never adjusted by deltas), so the sums never dri
 
 import numpy as np
 
+from tfgap import checks
+
 
 class SumTree:
   """Sum tree over ``capacity`` non-negative leaf values."""
@@ -23,12 +25,8 @@ class SumTree:
     Raises:
       ValueError: if ``capacity`` or ``fanout`` is out of range.
     """
-    if isinstance(capacity, bool) or int(capacity) != capacity or capacity <= 0:
-      raise ValueError(f"SumTree capacity must be a positive int, got {capacity!r}.")
-    if isinstance(fanout, bool) or int(fanout) != fanout or fanout < 2:
-      raise ValueError(f"SumTree fanout must be an int >= 2, got {fanout!r}.")
-    self._capacity = int(capacity)
-    self._fanout = int(fanout)
+    self._capacity = checks.check_int("SumTree capacity", capacity, low=1)
+    self._fanout = checks.check_int("SumTree fanout", fanout, low=2)
     # _levels[0] are the leaves; _levels[i + 1][j] sums _levels[i][j * fanout:(j + 1) * fanout];
     # the last level (at most `fanout` nodes) holds the root's children. Lower levels are padded
     # with zeros to a multiple of `fanout` so each reshapes to [parents, fanout].
@@ -81,10 +79,10 @@ class SumTree:
       values = np.broadcast_to(values, indices.shape)
     low, high = indices.min(), indices.max()
     if low < 0 or high >= self._capacity:
-      raise ValueError(
-          f"SumTree indices must be in [0, {self._capacity}), got min {low} max {high}.")
+      checks.reject("SumTree indices", (int(low), int(high)),
+                    f"indices in [0, {self._capacity}) (shown: min, max)")
     if not (np.all(np.isfinite(values)) and values.min() >= 0):
-      raise ValueError(f"SumTree values must be finite and >= 0, got {values}.")
+      checks.reject("SumTree values", values.tolist(), "finite numbers >= 0")
     self.set_unchecked(indices, values)
 
   def set_unchecked(self, indices, values):
@@ -100,10 +98,10 @@ class SumTree:
     """Replaces all leaves (zeros past ``len(leaf_values)``) and recomputes every parent."""
     leaf_values = np.asarray(leaf_values, dtype=np.float64).reshape(-1)
     if leaf_values.size > self._capacity:
-      raise ValueError(
-          f"SumTree.rebuild got {leaf_values.size} values for capacity {self._capacity}.")
+      checks.reject("SumTree.rebuild values count", leaf_values.size,
+                    f"at most the capacity {self._capacity}")
     if leaf_values.size and not (np.all(np.isfinite(leaf_values)) and leaf_values.min() >= 0):
-      raise ValueError("SumTree.rebuild values must be finite and >= 0.")
+      checks.reject("SumTree.rebuild values", "<array>", "finite numbers >= 0")
     leaves = self._levels[0]
     leaves[:leaf_values.size] = leaf_values
     leaves[leaf_values.size:] = 0.0
