@@ -12,14 +12,9 @@ CONTRACT = ("encode", "decode", "activations", "parts")
 
 
 def _bottleneck_name(layer):
+  """The registered name of a bottleneck layer (None for layers not registered)."""
   from tfgap.networks import bottlenecks  # pylint: disable=g-import-not-at-top
-  # PrunedFlatten subclasses Flatten: test it first.
-  for cls, name in ((bottlenecks.PrunedFlatten, "pruned"), (bottlenecks.Flatten, "flatten"),
-                    (bottlenecks.GlobalAveragePooling, "gap"), (bottlenecks.SoftMoE, "softmoe"),
-                    (bottlenecks.TokenMLP, "tokenize")):
-    if isinstance(layer, cls):
-      return name
-  return None
+  return bottlenecks.name_of(layer)
 
 
 class KerasModelNetwork:

@@ -7,15 +7,18 @@ the dense head psi. Flatten gives it H*W*C*dim(psi) weights; the alternatives sh
 - pruned: the same kernel(s), counting only entries their pruning mask keeps (density 1 - s);
 - gap: psi's first-layer kernel(s) on the pooled channels, C*dim(psi) (density 1/(H*W));
 - softmoe / tokenize: their shared per-token weights (router, experts / token MLP, patch
-  embedding), counted once although every token uses them, as in tfgap.networks.accounting.
+  embedding), counted once although every token uses them, as in tfgap.networks.accounting;
+- a bottleneck added with `tfgap.networks.register_bottleneck`: what its class's
+  `effective_connection` says (by default psi's first-layer kernels, as flatten and gap).
 
 effective density = live / dense-equivalent, the dense-equivalent being the flatten connection of
 the same feature map, H*W*C*dim(psi) per psi stream (two with dueling). dim(psi) is the width of
 psi's first layer, or for softmoe/tokenize the per-token hidden width (512 by default), since they
 replace psi's penultimate layer.
 
-Counting reuses tfgap.networks.accounting (layer_params: trainable weights and mask non-zeros;
-psi_input_layers / psi_input_weights: psi's first layers and their kernels).
+Each bottleneck class counts its own connection (`Bottleneck.effective_connection`) with
+tfgap.networks.accounting (layer_params: trainable weights and mask non-zeros; psi_input_layers /
+psi_input_weights: psi's first layers and their kernels).
 """
 
 import dataclasses
@@ -26,6 +29,8 @@ import tensorflow as tf
 
 from tfgap.analysis import adapters
 
+# The built-in bottlenecks whose own weights are the connection (kept for existing callers; the
+# classes decide, see `Bottleneck.effective_connection`).
 TOKEN_BOTTLENECKS = ("softmoe", "tokenize")
 
 
@@ -59,10 +64,10 @@ class EffectiveParameters:
     return dataclasses.asdict(self)
 
 
-def _accounting():
+def _networks():
   from tfgap.networks import accounting  # pylint: disable=g-import-not-at-top
-  from tfgap.networks import common  # pylint: disable=g-import-not-at-top
-  return accounting, common
+  from tfgap.networks import bottlenecks  # pylint: disable=g-import-not-at-top
+  return accounting, bottlenecks
 
 
 def _feature_shape(network, observation_shape):
@@ -95,35 +100,20 @@ def effective_parameters(network, observation_shape=None):
     `EffectiveParameters`.
 
   Raises:
-    ValueError: when the network lacks the contract methods or its bottleneck is unknown.
+    ValueError: when the network lacks the contract methods or its bottleneck is not registered.
   """
   network = adapters.as_network(network)
-  accounting, common = _accounting()
-  name = getattr(network, "bottleneck_name", None)
+  accounting, bottlenecks = _networks()
+  # The network's name, not its layer's class: contract networks may pool with plain Keras layers.
+  cls = bottlenecks.bottleneck_class(getattr(network, "bottleneck_name", None))
+  name = cls.bottleneck_name
   parts = network.parts()
   h, w, c = _feature_shape(network, observation_shape)
   first = accounting.psi_input_layers(network)
-  units = [int(common.unwrap(layer).units) for layer in first]
   psi_input = accounting.psi_input_weights(network)
-  if name in TOKEN_BOTTLENECKS:
-    layers = parts["bottleneck"]
-    counts = [accounting.layer_params(layer) for layer in layers]
-    total = sum(p for p, _ in counts)
-    live = sum(l for _, l in counts)
-    widths = [getattr(l, "expert_hidden", None) or getattr(l, "hidden_units", None)
-              for l in layers]
-    width = next((int(v) for v in widths if v), units[0])
-    streams = 1
-  elif name in ("flatten", "gap", "pruned"):
-    total = psi_input
-    # accounting.layer_params' params - live = the entries the layer's pruning masks removed.
-    masked = sum(p - l for p, l in (accounting.layer_params(layer) for layer in first))
-    live = total - masked
-    width = units[0]
-    streams = len(first)
-  else:
-    raise ValueError(f"bottleneck {name!r} is unknown; accepted: flatten, gap, pruned, softmoe, "
-                     "tokenize")
+  connection = cls.effective_connection(network, parts, (h, w, c), first)
+  live, total = connection["live"], connection["total"]
+  width, streams = connection["width"], connection["streams"]
   dense_equivalent = h * w * c * width * streams
   return EffectiveParameters(
       bottleneck=name, feature_shape=(h, w, c), psi_width=width, streams=streams, live=int(live),

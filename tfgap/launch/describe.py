@@ -2,11 +2,13 @@
 
     python -m tfgap.launch.describe --encoder impala --width_scale 4 --bottleneck gap
     tfgap-describe --encoder nature --bottleneck softmoe --bottleneck_kwargs '{"num_experts": 8}'
+    tfgap-describe --import_module my_project.bottlenecks --bottleneck maxpool
 
 FLOPs are forward FLOPs per example, 2 x multiply-accumulates of convs, dense layers and einsums
 (see tfgap.networks.accounting for the conventions).
 """
 
+import importlib
 import json
 import sys
 
@@ -90,12 +92,31 @@ def describe(per_layer=False, **kwargs):
   return header + accounting.format_table(result, per_layer=per_layer)
 
 
+def import_modules(names):
+  """Imports modules by dotted name (e.g. ones that `register_bottleneck` their own bottlenecks).
+
+  Raises:
+    ValueError: naming a module that cannot be imported.
+  """
+  for name in names or ():
+    try:
+      importlib.import_module(name)
+    except ImportError as e:
+      raise ValueError(f"--import_module {name!r} cannot be imported ({e}); accepted: a module "
+                       "importable from the current directory or sys.path") from e
+
+
 def _define_flags(fv):
   flags.DEFINE_enum("network", "q", list(NETWORKS), "Which network to build.", flag_values=fv)
   flags.DEFINE_string("encoder", "nature", "nature or impala.", flag_values=fv)
   flags.DEFINE_float("width_scale", 1.0, "Encoder width multiplier.", flag_values=fv)
-  flags.DEFINE_string("bottleneck", "flatten", "flatten, gap, softmoe, tokenize or pruned.",
-                      flag_values=fv)
+  flags.DEFINE_string("bottleneck", "flatten",
+                      f"A registered bottleneck: {', '.join(networks.list_bottlenecks())}, or one "
+                      "registered by an --import_module.", flag_values=fv)
+  flags.DEFINE_multi_string("import_module", [],
+                            "Module(s) to import first, e.g. one that registers its own "
+                            "bottleneck with tfgap.networks.register_bottleneck.",
+                            flag_values=fv)
   flags.DEFINE_string("bottleneck_kwargs", None,
                       'JSON dict of bottleneck options, e.g. \'{"num_experts": 8}\'.',
                       flag_values=fv)
@@ -140,6 +161,10 @@ def main(argv=None):
     print(f"error: {e}", file=sys.stderr)
     return 2
   try:
+    if fv.import_module and "" not in sys.path:
+      # The console script's sys.path lacks the current directory that `python -m` adds.
+      sys.path.insert(0, "")
+    import_modules(fv.import_module)
     head_units = None
     if fv.head_units is not None:
       values = [v for v in fv.head_units if v]

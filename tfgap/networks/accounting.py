@@ -88,10 +88,14 @@ def psi_input_layers(obj):
   return psi[:1]
 
 
+def input_weights(layers):
+  """Entries of the kernels (first trainable weight) of `layers`, masks not applied."""
+  return sum(int(np.prod(common.unwrap(l).trainable_weights[0].shape)) for l in layers)
+
+
 def psi_input_weights(obj):
   """Weights of psi's first layer(s): the connection the paper's bottleneck argument is about."""
-  return sum(int(np.prod(common.unwrap(l).trainable_weights[0].shape))
-             for l in psi_input_layers(obj))
+  return input_weights(psi_input_layers(obj))
 
 
 def format_table(result, per_layer=False):

@@ -9,18 +9,26 @@ Each bottleneck is a Keras layer `[B, H, W, C]` -> `[B, D]`:
 - `tokenize`: the same tokens through one shared per-token MLP (no experts, no routing), flattened.
 - `pruned`: flatten; psi's first dense layer(s) (and optionally phi's convs) are pruned by gradual
   magnitude pruning (tfmot), configured here and applied by the network builders.
+
+Every bottleneck is one `Bottleneck` subclass registered by name (`register_bottleneck`). The
+class declares everything the rest of tfgap asks about a bottleneck: its options, psi's default
+widths, its activations, FLOPs and effective-parameter accounting. Builders, `describe`, gin
+configs and the analyses look bottlenecks up here, so a bottleneck defined outside tfgap works
+everywhere once registered.
 """
 
-import difflib
+import collections.abc
+import inspect
 import math
 import numbers
 
 import tensorflow as tf
 
+from tfgap import checks
 from tfgap.compat import keras
+from tfgap.networks import accounting
 from tfgap.networks import common
 
-BOTTLENECKS = ("flatten", "gap", "softmoe", "tokenize", "pruned")
 TOKENIZATIONS = ("per_conv", "per_patch", "per_featuremap")
 PATCH_EMBEDDINGS = ("conv", "avg_pool")
 
@@ -44,7 +52,91 @@ def _flat_size(shape):
   return int(math.prod(shape))
 
 
-class Flatten(common.Layer):
+# Keras layer arguments that are not bottleneck options.
+_LAYER_ARGUMENTS = ("self", "name", "trainable", "dtype", "dynamic")
+
+
+class Bottleneck(common.Layer):
+  """Base of every bottleneck: a Keras layer `[B, H, W, C]` -> `[B, D]` plus what tfgap asks.
+
+  Subclass it, then `register_bottleneck` the subclass. What a subclass may set or override:
+
+  - `OPTIONS`: the option names `make_bottleneck` accepts; None (default) takes the keyword
+    arguments of `__init__` except `name` and `**kwargs`.
+  - `from_options(name, **options)`: builds the layer from name-checked options (default
+    `cls(name=name, **options)`).
+  - `default_q_head_units`: psi's hidden widths for Q-networks when `head_units=None` ((512,),
+    Dopamine's layout); `default_mlp_head_units`: the same for actor, critic and value networks
+    ((512, 512)).
+  - `call_with_activations(inputs, training)`: `(output, [(layer_name, tensor)])` with the
+    post-activation tensor of every layer with neurons inside the bottleneck (default: none; the
+    dormant-neuron analysis reads these).
+  - `layer_costs(input_shape)`: `([(keras_layer, forward FLOPs per example)], (D,))` (default:
+    D from `compute_output_shape` and 0 FLOPs, right for parameter-free pooling).
+  - `effective_connection(network, parts, feature_shape, psi_input_layers)`: the weights of the
+    connection between the feature map and psi (default: psi's first-layer kernels, counting only
+    what pruning masks keep), see `tfgap.analysis.effective`.
+
+  Attributes:
+    bottleneck_name: the registered name (set by `register_bottleneck`).
+  """
+
+  bottleneck_name = None
+  OPTIONS = None
+  default_q_head_units = (512,)
+  default_mlp_head_units = (512, 512)
+
+  @classmethod
+  def accepted_options(cls):
+    """The option names `make_bottleneck` passes on, in declaration order."""
+    if cls.OPTIONS is not None:
+      return tuple(cls.OPTIONS)
+    owner = next(c for c in cls.__mro__ if "__init__" in c.__dict__)
+    if not issubclass(owner, Bottleneck):
+      return ()  # Keras' own __init__: trainable, dtype, ... are not options.
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = inspect.signature(owner.__init__).parameters.values()
+    return tuple(p.name for p in params if p.kind in kinds and p.name not in _LAYER_ARGUMENTS)
+
+  @classmethod
+  def from_options(cls, name="bottleneck", **options):
+    """The layer for name-checked options."""
+    return cls(name=name, **options)
+
+  def call_with_activations(self, inputs, training=False):
+    return self(inputs, training=training), []
+
+  def layer_costs(self, input_shape):
+    shape = self.compute_output_shape(tf.TensorShape((None,) + tuple(input_shape)))
+    return [(self, 0)], (_flat_size(shape[1:]),)
+
+  @classmethod
+  def effective_connection(cls, network, parts, feature_shape, psi_input_layers):
+    """Weights of the feature map -> psi connection.
+
+    The default reads psi's first layer of every stream, which the bottleneck's output feeds
+    directly (flatten: H*W*C*dim(psi) weights per stream; pooling over H x W: C*dim(psi)).
+
+    Args:
+      network: the network (tfgap contract).
+      parts: `network.parts()`.
+      feature_shape: (H, W, C) of the encoder's feature map.
+      psi_input_layers: psi's first layer of every stream (`accounting.psi_input_layers`).
+
+    Returns:
+      dict with `live` (weights not masked out), `total` (all of them), `width` (the dim(psi) of
+      the dense-equivalent H*W*C*width*streams) and `streams`.
+    """
+    del network, parts, feature_shape
+    total = accounting.input_weights(psi_input_layers)
+    # layer_params' params - live = the entries the layer's pruning masks removed.
+    masked = sum(p - l for p, l in map(accounting.layer_params, psi_input_layers))
+    return {"live": total - masked, "total": total,
+            "width": int(common.unwrap(psi_input_layers[0]).units),
+            "streams": len(psi_input_layers)}
+
+
+class Flatten(Bottleneck):
   """`[B, H, W, C]` -> `[B, H*W*C]` (static sizes, so psi's first layer can be built)."""
 
   def call(self, inputs, training=False):
@@ -57,7 +149,7 @@ class Flatten(common.Layer):
     return [(self, 0)], (_flat_size(input_shape),)
 
 
-class GlobalAveragePooling(common.Layer):
+class GlobalAveragePooling(Bottleneck):
   """`[B, H, W, C]` -> `[B, C]`: g_c = mean over (i, j) of F[i, j, c]."""
 
   def call(self, inputs, training=False):
@@ -76,6 +168,12 @@ class PrunedFlatten(Flatten):
   The layer itself only flattens; `prune_config` tells the network builders which layers to wrap
   in tfmot's `PruneLowMagnitude` and with which PolynomialDecay schedule.
   """
+
+  OPTIONS = tuple(PRUNING_DEFAULTS)
+
+  @classmethod
+  def from_options(cls, name="bottleneck", **options):
+    return cls(prune_config=options, name=name)
 
   def __init__(self, prune_config=None, **kwargs):
     super().__init__(**kwargs)
@@ -191,8 +289,27 @@ class _Tokenizer(keras.layers.Layer):
     return tf.reshape(x, [-1, x.shape[1] * x.shape[2], x.shape[3]])
 
 
-class _TokenBottleneck(common.Layer):
-  """Base of SoftMoE and TokenMLP: a `_Tokenizer` in front; `_kwargs` (options) is the config."""
+class _TokenBottleneck(Bottleneck):
+  """Base of SoftMoE and TokenMLP: a `_Tokenizer` in front; `_kwargs` (options) is the config.
+
+  Their per-token MLPs (hidden width 512 by default) replace psi's penultimate layer, so a
+  Q-network's psi has no hidden layer by default (Dopamine's layout).
+  """
+
+  default_q_head_units = ()
+
+  @classmethod
+  def effective_connection(cls, network, parts, feature_shape, psi_input_layers):
+    """Their shared per-token weights, counted once; width = the per-token hidden width."""
+    del network, feature_shape
+    layers = parts["bottleneck"]
+    counts = [accounting.layer_params(layer) for layer in layers]
+    widths = [getattr(l, "expert_hidden", None) or getattr(l, "hidden_units", None)
+              for l in layers]
+    width = next((int(v) for v in widths if v),
+                 int(common.unwrap(psi_input_layers[0]).units))
+    return {"live": sum(l for _, l in counts), "total": sum(p for p, _ in counts),
+            "width": width, "streams": 1}
 
   def _build_tokenizer(self, input_shape):
     """Builds the tokenizer; sets and returns `(num_tokens, token_dim)`."""
@@ -376,22 +493,118 @@ class TokenMLP(_TokenBottleneck):
     return [(self, flops)], (m * (out or self.hidden_units),)
 
 
-_OPTIONS = {
-    "flatten": (),
-    "gap": (),
-    "softmoe": ("num_experts", "slots_per_expert", "capacity_factor", "expert_hidden",
-                "tokenization", "patch_size", "patch_embedding", "embedding_size", "normalize"),
-    "tokenize": ("hidden_units", "output_units", "tokenization", "patch_size", "patch_embedding",
-                 "embedding_size"),
-    "pruned": tuple(PRUNING_DEFAULTS),
-}
+# ------------------------------------------------------------------------------------ registry
+
+_REGISTRY = {}  # name -> Bottleneck subclass, in registration order.
+
+
+class _Names(collections.abc.Sequence):
+  """A live, read-only view of the registered bottleneck names (what `BOTTLENECKS` is)."""
+
+  def __getitem__(self, index):
+    return tuple(_REGISTRY)[index]
+
+  def __len__(self):
+    return len(_REGISTRY)
+
+  def __eq__(self, other):
+    return tuple(self) == tuple(other) if isinstance(other, collections.abc.Sequence) else False
+
+  def __hash__(self):
+    return hash(tuple(self))
+
+  def __repr__(self):
+    return repr(tuple(self))
+
+
+BOTTLENECKS = _Names()
+
+
+def list_bottlenecks():
+  """The registered bottleneck names, built-ins first, as a tuple."""
+  return tuple(_REGISTRY)
+
+
+def _check_new_name(name, cls):
+  if not isinstance(name, str) or not name or name != name.strip() or " " in name:
+    checks.reject("bottleneck name", name, "a non-empty string without spaces")
+  for known, other in _REGISTRY.items():
+    if known.lower() != name.lower():
+      continue
+    # Re-importing the module that defines a bottleneck (e.g. importlib.reload) redefines its
+    # class; that is the same bottleneck, not a clash.
+    if (other.__module__, other.__qualname__) == (cls.__module__, cls.__qualname__):
+      return known
+    checks.reject("bottleneck name", name,
+                  f"a name not registered yet ({known!r} is {other.__module__}."
+                  f"{other.__qualname__})")
+  return name
+
+
+def register_bottleneck(cls=None, *, name=None):
+  """Registers a `Bottleneck` subclass under `name`; usable as a decorator.
+
+      @networks.register_bottleneck               # name: the class attribute, else the class name
+      class MaxPool(networks.Bottleneck):
+        bottleneck_name = "maxpool"
+        ...
+
+      networks.register_bottleneck(MaxPool, name="maxpool")
+
+  Args:
+    cls: the class (omit it to get a decorator).
+    name: the registry name; default the class's own `bottleneck_name` if it sets one, else its
+      lower-cased class name. Names are matched case-insensitively.
+
+  Returns:
+    `cls` (or a decorator returning it), with `cls.bottleneck_name` set to the name.
+
+  Raises:
+    ValueError: when `cls` is not a `Bottleneck` subclass, or the name is taken by another class.
+  """
+  if cls is None:
+    return lambda c: register_bottleneck(c, name=name)
+  if not (inspect.isclass(cls) and issubclass(cls, Bottleneck)) or cls is Bottleneck:
+    checks.reject("bottleneck class", cls,
+                  "a subclass of tfgap.networks.Bottleneck (a Keras layer [B, H, W, C] -> "
+                  "[B, D])")
+  if name is None:
+    name = cls.__dict__.get("bottleneck_name") or cls.__name__.lower()
+  name = _check_new_name(name, cls)
+  registered = {v: k for k, v in _REGISTRY.items()}
+  if cls in registered and registered[cls] != name:
+    checks.reject("bottleneck class", cls,
+                  f"a class registered once (it is registered as {registered[cls]!r})")
+  _REGISTRY.pop(name, None)
+  _REGISTRY[name] = cls
+  cls.bottleneck_name = name
+  return cls
+
+
+def bottleneck_class(name):
+  """The registered class of the bottleneck called `name` (case-insensitive).
+
+  Raises:
+    ValueError: naming the value, the registered names and the closest ones.
+  """
+  return _REGISTRY[checks.check_choice("bottleneck", name, tuple(_REGISTRY))]
+
+
+def name_of(layer):
+  """The registered name of a bottleneck layer (its most derived registered class), else None."""
+  for cls in type(common.unwrap(layer)).__mro__:
+    name = cls.__dict__.get("bottleneck_name")
+    if name is not None and _REGISTRY.get(name) is cls:
+      return name
+  return None
 
 
 def make_bottleneck(name, **kwargs):
-  """Builds a bottleneck layer by name.
+  """Builds a registered bottleneck layer by name.
 
   Args:
-    name: "flatten", "gap", "softmoe", "tokenize" or "pruned".
+    name: a registered name: "flatten", "gap", "softmoe", "tokenize", "pruned" or one added with
+      `register_bottleneck`.
     **kwargs: the bottleneck's options: softmoe: num_experts (4), slots_per_expert (None: from
       capacity_factor 1.0), expert_hidden (512), tokenization ("per_conv", "per_patch",
       "per_featuremap"), patch_size (3), patch_embedding ("conv" or "avg_pool"), embedding_size,
@@ -399,28 +612,21 @@ def make_bottleneck(name, **kwargs):
       tokenization and patch options as softmoe. pruned: target_sparsity (0.95), begin_step,
       end_step, frequency (mask update every that many steps), power (3, cubic), initial_sparsity
       (0), prune_phi (False), psi_layers (1 or "all"), wrap (True; False builds the same layers
-      unpruned, e.g. for export).
+      unpruned, e.g. for export). Registered classes: their `accepted_options()`.
 
   Returns:
-    A Keras layer `[B, H, W, C]` -> `[B, D]`.
+    A Keras layer `[B, H, W, C]` -> `[B, D]` named "bottleneck".
 
   Raises:
     ValueError: on unknown names/options or invalid values.
   """
-  name = common.check_name("bottleneck", name, BOTTLENECKS)
-  for key in kwargs:
-    if key not in _OPTIONS[name]:
-      accepted = ", ".join(map(repr, _OPTIONS[name])) or "none"
-      close = difflib.get_close_matches(str(key), _OPTIONS[name], n=2, cutoff=0.5)
-      hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-      raise ValueError(
-          f"Unknown option {key!r} for bottleneck {name!r}; accepted: {accepted}.{hint}")
-  if name == "flatten":
-    return Flatten(name="bottleneck")
-  if name == "gap":
-    return GlobalAveragePooling(name="bottleneck")
-  if name == "softmoe":
-    return SoftMoE(name="bottleneck", **kwargs)
-  if name == "tokenize":
-    return TokenMLP(name="bottleneck", **kwargs)
-  return PrunedFlatten(prune_config=kwargs, name="bottleneck")
+  cls = bottleneck_class(name)
+  options = checks.check_options(f"bottleneck {cls.bottleneck_name!r}", kwargs,
+                                 cls.accepted_options())
+  return cls.from_options(name="bottleneck", **options)
+
+
+for _cls, _name in ((Flatten, "flatten"), (GlobalAveragePooling, "gap"), (SoftMoE, "softmoe"),
+                    (TokenMLP, "tokenize"), (PrunedFlatten, "pruned")):
+  register_bottleneck(_cls, name=_name)
+del _cls, _name

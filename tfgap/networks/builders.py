@@ -22,12 +22,6 @@ from tfgap.networks import common
 from tfgap.networks import encoders as encoders_lib
 from tfgap.networks import heads as heads_lib
 
-# psi's hidden widths when head_units is None. Q-networks follow Dopamine: flatten/gap/pruned feed
-# a 512-unit layer; softmoe/tokenize replace that penultimate layer (their per-token MLPs have
-# hidden width 512) and feed the output layer directly. Actor/critic/value heads get two layers.
-DEFAULT_Q_HEAD_UNITS = {"flatten": (512,), "gap": (512,), "pruned": (512,), "softmoe": (),
-                        "tokenize": ()}
-DEFAULT_MLP_HEAD_UNITS = (512, 512)
 GROUPS = ("phi", "bottleneck", "psi")
 
 
@@ -72,13 +66,16 @@ def _check_continuous(action_spec):
 
 
 def resolve_head_units(head_units, bottleneck, head_scale, kind="q"):
-  """Hidden widths of psi: explicit `head_units` or the per-bottleneck default, times head_scale."""
+  """Hidden widths of psi: explicit `head_units` or the per-bottleneck default, times head_scale.
+
+  The defaults are the bottleneck class's `default_q_head_units` (kind "q": Dopamine's layout,
+  (512,) for flatten/gap/pruned, () for softmoe/tokenize whose per-token MLPs replace the
+  penultimate layer) or `default_mlp_head_units` (actor, critic, value: (512, 512)).
+  """
   common.check_positive("head_scale", head_scale)
   if head_units is None:
-    if kind == "q":
-      head_units = DEFAULT_Q_HEAD_UNITS[bottleneck]
-    else:
-      head_units = DEFAULT_MLP_HEAD_UNITS
+    cls = bottlenecks_lib.bottleneck_class(bottleneck)
+    head_units = cls.default_q_head_units if kind == "q" else cls.default_mlp_head_units
   units = common.check_units("head_units", head_units)
   return tuple(common.scaled(u, head_scale) for u in units)
 
@@ -89,8 +86,7 @@ class _Body:
   def __init__(self, observation_spec, encoder, width_scale, padding, num_stacks,
                blocks_per_stack, bottleneck, bottleneck_kwargs):
     check_observation_spec(observation_spec)
-    self.bottleneck_name = common.check_name("bottleneck", bottleneck,
-                                             bottlenecks_lib.BOTTLENECKS)
+    self.bottleneck_name = bottlenecks_lib.bottleneck_class(bottleneck).bottleneck_name
     self.bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name,
                                                       **dict(bottleneck_kwargs or {}))
     config = getattr(self.bottleneck, "prune_config", None)
@@ -391,10 +387,12 @@ def build_q_network(observation_spec, action_spec, encoder="nature", width_scale
     action_spec: scalar bounded integer spec.
     encoder: "nature" or "impala".
     width_scale: positive multiplier of the encoder's channels.
-    bottleneck: "flatten", "gap", "softmoe", "tokenize" or "pruned".
+    bottleneck: "flatten", "gap", "softmoe", "tokenize", "pruned" or a name added with
+      `register_bottleneck`.
     bottleneck_kwargs: dict of the bottleneck's options (see `make_bottleneck`).
-    head_units: psi's hidden widths (depth = length). None: (512,) for flatten/gap/pruned, () for
-      softmoe/tokenize (their per-token MLPs replace the penultimate layer, as in Dopamine).
+    head_units: psi's hidden widths (depth = length). None: the bottleneck's default, (512,) for
+      flatten/gap/pruned, () for softmoe/tokenize (their per-token MLPs replace the penultimate
+      layer, as in Dopamine).
     dueling: value/advantage streams.
     noisy: NoisyDense layers in psi (Rainbow).
     padding: "SAME" or "VALID" (nature only).
