@@ -49,12 +49,12 @@ def test_human_normalized_accepts_arrays():
 
 
 def test_human_normalized_without_reference_raises_clearly():
-  with pytest.raises(ValueError, match="AirRaid.*Agent57"):
+  with pytest.raises(ValueError, match="game='AirRaid' is not accepted; accepted: .*Agent57"):
     envs.human_normalized("AirRaid", 1000.0)
 
 
 def test_human_normalized_unknown_game_names_closest():
-  with pytest.raises(ValueError, match="Closest: Pong"):
+  with pytest.raises(ValueError, match="game='Pongg' is not accepted.* Did you mean 'Pong'"):
     envs.human_normalized("Pongg", 3.0)
 
 
@@ -67,8 +67,44 @@ def test_unknown_names_list_closest_valid_names(resolver, bad, closest):
   with pytest.raises(ValueError) as info:
     resolver(bad)
   message = str(info.value)
-  assert repr(bad) in message
-  assert "Closest: " + closest in message
+  assert f"={bad!r} is not accepted; accepted: " in message
+  assert f"Did you mean {closest!r}" in message
+
+
+@pytest.mark.parametrize("suite,resolver,bad", [
+    ("atari", games.resolve_atari_game, "Breakot"),
+    ("dmc", games.resolve_dmc_task, "walker-wlk"),
+])
+def test_long_lists_are_not_spelled_out_but_say_how_to_list_them(suite, resolver, bad):
+  with pytest.raises(ValueError) as info:
+    resolver(bad)
+  message = str(info.value)
+  assert f"tfgap.envs.games.list_games({suite!r})" in message
+  assert f"python -m tfgap.envs.games {suite}" in message
+  names = games.list_games(suite)
+  assert len(names) > 40
+  # Only the close matches are named, not the whole list.
+  assert sum(f"'{name}'" in message for name in names) <= 3
+  assert len(message) < 400
+
+
+def test_list_games_names_every_accepted_name():
+  for suite, subset in (("atari", games.ATARI_GAMES), ("atari100k", games.ATARI100K_GAMES),
+                        ("procgen", games.PROCGEN_GAMES), ("dmc", games.DMC_TASKS)):
+    names = games.list_games(suite)
+    assert names == sorted(names) and set(subset) <= set(names)
+  assert games.list_games("procgen") == sorted(games.PROCGEN_GAMES)
+  assert games.list_games("DMC") == sorted(games.DMC_ALL_TASKS)
+  for name in games.list_games("atari"):
+    assert games.resolve_atari_game(name)[0] == name
+  with pytest.raises(ValueError, match="suite='atary' is not accepted.*Did you mean 'atari'"):
+    games.list_games("atary")
+
+
+def test_list_games_command_line(capsys):
+  assert games.main(["procgen"]) == 0
+  assert capsys.readouterr().out.split() == sorted(games.PROCGEN_GAMES)
+  assert games.main([]) == 2
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -30,9 +30,8 @@ from tfgap.envs.rendering import RendererUnavailableError  # noqa: F401,E402
 
 
 def _check_int(name, value, low):
-  if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-    raise ValueError(f"{name}={value!r} is not accepted: {name} must be an integer >= {low}.")
-  return int(value)
+  from tfgap import checks  # pylint: disable=g-import-not-at-top
+  return checks.check_int(name, value, low=low)
 
 
 def _build(suite, name, num_envs, seed, mode, overrides, batched):

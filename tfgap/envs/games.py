@@ -5,6 +5,9 @@ import time, so the analysis code can use `human_normalized` without ALE or MuJo
 """
 
 import difflib
+import sys
+
+from tfgap import checks
 
 # The 20 Atari games of the SoftMoE / GAP line of work (Obando-Ceron et al. 2024; Sokar & Castro).
 ATARI_GAMES = (
@@ -135,6 +138,9 @@ ATARI_REFERENCE_SCORES = {
 }
 
 
+SUITES = ("atari", "atari100k", "procgen", "dmc")
+
+
 def closest(name, valid, n=5):
   """Returns up to `n` names of `valid` closest to `name` (difflib), best first."""
   lowered = {v.lower(): v for v in valid}
@@ -142,11 +148,46 @@ def closest(name, valid, n=5):
   return [lowered[h] for h in hits]
 
 
-def unknown_name_error(kind, name, valid):
-  """Builds the ValueError for an unknown game/task, naming the closest valid names."""
-  near = closest(name, valid)
-  hint = f" Closest: {', '.join(near)}." if near else ""
-  return ValueError(f"Unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(sorted(valid))}.")
+def list_games(suite):
+  """Every game or task name `tfgap.envs.make(suite, name)` accepts, sorted.
+
+  Atari and Atari100K accept every ROM shipped in ale-py (the papers' subsets are `ATARI_GAMES`
+  and `ATARI100K_GAMES`), Procgen its 16 games, DMC every dm_control task ("domain-task"; the
+  pixel benchmark's six are `DMC_TASKS`). Also a command line:
+  `python -m tfgap.envs.games atari`.
+
+  Raises:
+    ValueError: for an unknown suite.
+  """
+  suite = checks.check_choice("suite", suite, SUITES)
+  if suite in ("atari", "atari100k"):
+    return sorted(atari_rom_ids())
+  return sorted(PROCGEN_GAMES if suite == "procgen" else DMC_ALL_TASKS)
+
+
+def unknown_name_error(kind, name, valid, how_to_list=None):
+  """The ValueError for an unknown game/task: the closest valid names, and how to list them all.
+
+  Args:
+    kind: what the name names, e.g. "Atari game".
+    name: the name given.
+    valid: the accepted names.
+    how_to_list: how a user lists `valid` (e.g. "tfgap.envs.games.list_games('atari')"), for
+      long lists; None writes `valid` into the message.
+  """
+  if how_to_list is None:
+    accepted = f"one of {', '.join(sorted(valid))}"
+  else:
+    accepted = f"one of the {len(valid)} {kind}s; list them with {how_to_list}"
+  try:  # Returned, not raised: callers write `raise unknown_name_error(...)`.
+    checks.reject("task" if kind.endswith("task") else "game", name, accepted,
+                  checks.close_matches(name, valid))
+  except ValueError as e:
+    return e
+
+
+def _list_hint(suite):
+  return f"tfgap.envs.games.list_games({suite!r}) or `python -m tfgap.envs.games {suite}`"
 
 
 def _camel(rom_id):
@@ -167,13 +208,13 @@ def resolve_atari_game(name):
     ValueError: for a name that is no ROM of ale-py, naming the closest ROMs.
   """
   if not isinstance(name, str):
-    raise ValueError(f"Atari game name must be a string, got {name!r}.")
+    checks.reject("game", name, "an Atari game name (a string), e.g. 'Pong'")
   table = atari_rom_ids()
   key = name.replace("_", "").replace("-", "").lower()
   for camel, rom in table.items():
     if camel.lower() == key:
       return camel, rom
-  raise unknown_name_error("Atari game", name, list(table))
+  raise unknown_name_error("Atari game", name, list(table), _list_hint("atari"))
 
 
 def resolve_procgen_game(name):
@@ -194,7 +235,7 @@ def resolve_dmc_task(name):
       if candidate in DMC_ALL_TASKS:
         domain, task = candidate.split("-", 1)
         return domain, task
-  raise unknown_name_error("DMC task", name, DMC_ALL_TASKS)
+  raise unknown_name_error("DMC task", name, DMC_ALL_TASKS, _list_hint("dmc"))
 
 
 def reference_scores(game):
@@ -209,8 +250,9 @@ def reference_scores(game):
   for name, scores in ATARI_REFERENCE_SCORES.items():
     if name.lower() == key:
       return scores
-  raise unknown_name_error("Atari game with reference scores", game,
-                           list(ATARI_REFERENCE_SCORES))
+  raise unknown_name_error("reference-scored Atari game", game,
+                           list(ATARI_REFERENCE_SCORES),
+                           "sorted(tfgap.envs.games.ATARI_REFERENCE_SCORES)")
 
 
 def human_normalized(game, score):
@@ -228,16 +270,15 @@ def human_normalized(game, score):
   """
   random_score, human_score = reference_scores(game)
   if random_score is None or human_score is None:
-    with_refs = sorted(k for k, v in ATARI_REFERENCE_SCORES.items() if v[0] is not None)
-    raise ValueError(
-        f"No human/random reference scores for {game!r}: it is not one of the Atari-57 games "
-        "of the Mnih et al. 2015 / Agent57 (Badia et al. 2020) tables. Report its raw score, or "
-        f"leave it out of normalized aggregates. Games with references: {', '.join(with_refs)}.")
+    checks.reject(
+        "game", game, "one of the Atari-57 games, which have human/random reference scores in "
+        "the Mnih et al. 2015 / Agent57 (Badia et al. 2020) tables (see has_reference_scores); "
+        "report this game's raw score, or leave it out of normalized aggregates")
   try:
     import numpy as np  # pylint: disable=g-import-not-at-top
     value = np.asarray(score, dtype=np.float64)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f"score must be a number or array of numbers, got {score!r}.") from e
+  except (TypeError, ValueError):
+    checks.reject("score", score, "a number or an array of numbers")
   result = (value - random_score) / (human_score - random_score)
   return float(result) if result.ndim == 0 else result
 
@@ -256,5 +297,19 @@ __all__ = [
     "DMC_TASKS_EXTENDED", "DMC_ALL_TASKS", "DMC_ACTION_REPEAT", "DMC_DEFAULT_ACTION_REPEAT",
     "DMC_CAMERA", "ATARI_REFERENCE_SCORES", "human_normalized", "reference_scores",
     "has_reference_scores", "resolve_atari_game", "resolve_procgen_game", "resolve_dmc_task",
-    "closest",
+    "closest", "list_games",
 ]
+
+
+def main(argv=None):
+  """`python -m tfgap.envs.games SUITE`: prints every name the suite accepts, one per line."""
+  argv = sys.argv[1:] if argv is None else argv
+  if len(argv) != 1:
+    print(f"usage: python -m tfgap.envs.games {{{','.join(SUITES)}}}", file=sys.stderr)
+    return 2
+  print("\n".join(list_games(argv[0])))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
