@@ -61,6 +61,8 @@ class RunConfig:
     progress_bar: show a tqdm progress bar.
     prefetch_depth: replay batches a background thread samples ahead of the learner (0: inline).
     force: accept a root_dir whose saved configuration differs (the `--force` flag).
+    restart: start the run in root_dir over, moving its metrics and checkpoints aside (the
+      `--restart` flag; needed when every checkpoint is unusable).
   """
   suite: str = "atari"
   game: str = "Pong"
@@ -87,6 +89,7 @@ class RunConfig:
   progress_bar: bool = True
   prefetch_depth: int = 2
   force: bool = False
+  restart: bool = False
 
   def __post_init__(self):
     ints = {"seed": 0, "num_envs": 1, "num_iterations": 1, "training_steps": 1,
@@ -99,7 +102,7 @@ class RunConfig:
       self._set(name, checks.check_int(f"Runner.{name}", getattr(self, name),
                                        low=0 if name == "evaluation_episodes" else 1,
                                        allow_none=True))
-    for name in ("export_policies", "progress_bar", "force"):
+    for name in ("export_policies", "progress_bar", "force", "restart"):
       self._set(name, checks.check_bool(f"Runner.{name}", getattr(self, name)))
     from tfgap import agents  # pylint: disable=g-import-not-at-top
     self._set("agent", checks.check_choice("Runner.agent", self.agent, sorted(agents.AGENTS)))

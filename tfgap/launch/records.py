@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -91,8 +92,18 @@ class Summaries:
   TRAIN_KEYS = ("train_return", "loss", "steps_per_sec", "epsilon", "sparsity",
                 "sparsity_target")
 
-  def __init__(self, root):
+  def __init__(self, root, resume_step=None):
+    """Opens the writers; `resume_step` marks a resume so TensorBoard drops the redone steps.
+
+    After a crash the iteration being trained is redone from its checkpoint, so its steps would
+    appear twice. A SessionLog START event at the restored step is TensorBoard's own signal to
+    purge every point at a later step seen before it (EventAccumulator's purge_orphaned_data).
+    """
     root = pathlib.Path(root)
+    if resume_step is not None:
+      for folder in (root / "train", root / "eval"):
+        if folder.is_dir():
+          _mark_restart(folder, resume_step)
     self.train = tf.summary.create_file_writer(str(root / "train"))
     self.eval = tf.summary.create_file_writer(str(root / "eval"))
 
@@ -121,6 +132,18 @@ class Summaries:
   def close(self):
     self.train.close()
     self.eval.close()
+
+
+def _mark_restart(folder, step):
+  # tensorboard ships with TensorFlow; its writer names the file so that it sorts before the
+  # file TF's writer opens next (same second and host, shorter name).
+  from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  from tensorboard.summary.writer import event_file_writer  # pylint: disable=g-import-not-at-top
+  writer = event_file_writer.EventFileWriter(str(folder))
+  writer.add_event(event_pb2.Event(
+      wall_time=time.time(), step=int(step),
+      session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
+  writer.close()
 
 
 def describe(record, num_iterations):

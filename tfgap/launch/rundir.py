@@ -103,6 +103,29 @@ def _read_holder(fd):
   return text or "pid unknown"
 
 
+def explain_os_error(err, root_dir):
+  """One line for an OS-level failure while a run wrote to `root_dir` (no traceback)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  full = isinstance(err, tf.errors.ResourceExhaustedError) or getattr(
+      err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
+  denied = isinstance(err, (PermissionError, tf.errors.PermissionDeniedError)) or getattr(
+      err, "errno", None) in (errno.EACCES, errno.EROFS, errno.EPERM)
+  where = getattr(err, "filename", None) or root_dir
+  detail = (getattr(err, "strerror", None) or getattr(err, "message", None) or str(err))
+  detail = str(detail).strip().splitlines()[0][:200] if str(detail).strip() else type(err).__name__
+  if full:
+    what = "the disk is full"
+    todo = "free some space and rerun the same command: it resumes from the last checkpoint"
+  elif denied:
+    what = "permission denied (read-only folder?)"
+    todo = "make the folder writable or pick another --root_dir"
+  else:
+    what = f"an OS error ({detail})"
+    todo = "fix it and rerun the same command: it resumes from the last checkpoint"
+  return (f"writing the run in {root_dir} failed at {where}: {what}; {todo}. Checkpoints "
+          "already written are intact.")
+
+
 def policy_staging(paths, name):
   """(final, staging) folders of a policy export; a leftover staging folder is removed."""
   paths.policies.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ a checkpoint. Rerunning in the same `root_dir` resumes from the newest valid che
 
 import dataclasses
 import difflib
+import json
 import math
+import os
 import time
 import warnings
 
@@ -65,13 +67,15 @@ class Runner:
     ValueError: on a bad setting, before any training.
   """
 
-  def __init__(self, root_dir, *, config=None, force=None, **overrides):
+  def __init__(self, root_dir, *, config=None, force=None, restart=None, **overrides):
     if config is None:
       config = experiment.configured(**overrides)
     elif overrides:
       config = config.replace(**overrides)
     if force is not None:
       config = config.replace(force=bool(force))
+    if restart is not None:
+      config = config.replace(restart=bool(restart))
     self.config = config
     self.paths = rundir.RunPaths(root_dir)
     self.root_dir = self.paths.root
@@ -108,13 +112,16 @@ class Runner:
     config = self.config
     with rundir.RunLock(self.paths):
       self.paths.make()
+      if config.restart:
+        self._set_aside_old_run()
       self._check_config()
       self.checkpointer.clean_staging()
       rundir.clean_policy_staging(self.paths)
       start, saved_records = self.restore()
       self.metrics = records_lib.MetricsLog(self.paths.metrics)
       self.metrics.rewind(start, saved_records)
-      self.summaries = records_lib.Summaries(self.paths.root)
+      self.summaries = records_lib.Summaries(self.paths.root,
+                                             resume_step=self.env_steps if start else None)
       if start > 0:
         self._reseed_envs(start)
       self._time_step = _batched(self.env.reset(), self.env.batched)
@@ -343,25 +350,40 @@ class Runner:
 
   # ---------------------------------------------------------------- config, checkpoints, export
 
-  def _check_config(self):
-    """Refuses a root_dir whose saved config differs (a longer budget is allowed), then saves."""
+  def _saved_config(self):
+    """(the config the run directory was trained with, where it was read) or (None, None).
+
+    config.gin first; without it (deleted or lost), the newest checkpoint's copy.
+    """
     path = self.paths.config
     if path.exists():
       try:
-        saved = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8"), path
       except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is unreadable ({err}); move it away, or pick another "
-                         "--root_dir") from err
+        raise rundir.RunDirError(f"{path} is unreadable ({err}); move it away, or pick another "
+                                 "--root_dir") from err
+    for candidate in reversed(self.checkpointer.list()):
+      try:
+        state = json.loads((candidate / "state.json").read_text())
+        return str(state["config"]), candidate / "state.json"
+      except (OSError, ValueError, KeyError, TypeError):
+        continue
+    return None, None
+
+  def _check_config(self):
+    """Refuses a root_dir whose saved config differs (a longer budget is allowed), then saves."""
+    saved, where = self._saved_config()
+    if saved is not None:
       diff = config_diff(saved, self.operative_config)
       if diff:
         if not self.config.force:
           raise ConfigMismatchError(
-              f"{self.root_dir} holds a run with another configuration; pass --force (or "
-              f"Runner.force=True) to continue it with this one, or pick another --root_dir. "
+              f"{self.root_dir} holds a run with another configuration ({where}); pass --force "
+              "(or Runner.force=True) to continue it with this one, or pick another --root_dir. "
               f"Differences:\n{diff}")
         logging.warning("Continuing %s with a changed configuration (--force):\n%s",
                         self.root_dir, diff)
-    common.write_atomically(path, self.operative_config)
+    common.write_atomically(self.paths.config, self.operative_config)
 
   def restore(self):
     """Restores the newest usable checkpoint (all-or-nothing).
@@ -392,7 +414,22 @@ class Runner:
               f"{self.env_steps} env steps).", flush=True)
         return int(state["iteration"]) + 1, saved_records
       else:
+        if self.checkpointer.list():
+          raise rundir.RunDirError(
+              f"every checkpoint in {self.paths.checkpoints} is unusable (see the warnings "
+              "above), so this run cannot resume; rerun with --restart (Runner.restart=True) to "
+              "start it over (its metrics.jsonl and checkpoints are moved aside, not deleted), or "
+              "pick another --root_dir")
         return 0, saved_records
+
+  def _set_aside_old_run(self):
+    """--restart: moves metrics.jsonl, checkpoints/ and config.gin to `*.old-<time>`."""
+    suffix = time.strftime(".old-%Y%m%d-%H%M%S")
+    for path in (self.paths.metrics, self.paths.checkpoints, self.paths.config):
+      if path.exists():
+        target = path.with_name(path.name + suffix)
+        os.rename(path, target)
+        print(f"--restart: moved {path} to {target}", flush=True)
 
   def _save_checkpoint(self, iteration, record):
     state = {
@@ -456,7 +493,7 @@ def _normalise(config):
   """Config lines without comments, blank lines and `Runner.force` (gin adds comment headers)."""
   return [line.rstrip() for line in config.splitlines()
           if line.strip() and not line.lstrip().startswith("#")
-          and not line.replace(" ", "").startswith("Runner.force=")]
+          and not line.replace(" ", "").startswith(("Runner.force=", "Runner.restart="))]
 
 
 def _pop_iterations(lines, default):

@@ -43,6 +43,9 @@ flags.DEFINE_multi_string("gin_file", [], "gin config files (paths or packaged n
                           "demo.gin); later files override earlier ones.")
 flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. \"Runner.game='Breakout'\".")
 flags.DEFINE_boolean("force", False, "Continue a run in root_dir whose saved config differs.")
+flags.DEFINE_boolean("restart", False, "Start the run in root_dir over (its metrics, checkpoints "
+                     "and config are moved aside to *.old-<time>); for a run whose checkpoints "
+                     "are all unusable.")
 flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads (0: TF's default, one "
                      "per core).")
 flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow inter-op threads (0: TF's default).")
@@ -95,11 +98,11 @@ class _DropGinSearchNoise(std_logging.Filter):
     return not str(record.getMessage()).startswith("Path not found:")
 
 
-def train(root_dir, gin_files=(), gin_bindings=(), force=False):
+def train(root_dir, gin_files=(), gin_bindings=(), force=False, restart=False):
   """Parses the config and runs a `Runner` in root_dir; returns its metrics records."""
   gin.clear_config()
   parse_config(gin_files, gin_bindings)
-  runner = Runner(root_dir, force=force)
+  runner = Runner(root_dir, force=force or None, restart=restart or None)
   return runner.run()
 
 
@@ -117,9 +120,12 @@ def main(argv):
   if FLAGS.inter_op_threads:
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
   try:
-    train(FLAGS.root_dir, FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.force)
+    train(FLAGS.root_dir, FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.force, FLAGS.restart)
   except (ValueError, NaNLossError, rundir.RunDirError) as e:
     print(f"ERROR: {e}", file=sys.stderr, flush=True)
+    sys.exit(1)
+  except (OSError, tf.errors.OpError) as e:  # Disk full, read-only folder, lost mount, ...
+    print(f"ERROR: {rundir.explain_os_error(e, FLAGS.root_dir)}", file=sys.stderr, flush=True)
     sys.exit(1)
 
 
