@@ -141,6 +141,20 @@ def test_dueling_q_values():
   _, fmap = F.nature(SHAPE, 0.25)
   assert accounting.account(net)["parts"]["psi"]["params"] == F.q_head(
       int(np.prod(fmap)), (8,), NUM_ACTIONS, dueling=True)
+  # Q = V + A - mean_a A, from the two streams run by hand on the bottleneck's features.
+  value_stream, advantage_stream = net._head.streams  # pylint: disable=protected-access
+  features = net._bottleneck(net.encode(x))  # pylint: disable=protected-access
+  v, a = features, features
+  for layer in value_stream:
+    v = layer(v)
+  for layer in advantage_stream:
+    a = layer(a)
+  v, a = v.numpy(), a.numpy()
+  assert v.shape == (2, 1) and a.shape == (2, NUM_ACTIONS)
+  np.testing.assert_allclose(q, v + a - a.mean(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+  # The mean is really subtracted (it is not ~0 here), and V really added.
+  assert np.abs(a.mean(axis=1)).min() > 1e-4 and np.abs(v).min() > 1e-4
+  assert not np.allclose(q, v + a, atol=1e-6) and not np.allclose(q, a - a.mean(1, keepdims=True))
 
 
 def test_outer_dims_are_squashed():

@@ -92,14 +92,21 @@ def test_magnitude_criterion_keeps_the_largest_weights():
   net = _net()
   pruning.initialize_pruning(net)
   pruning.set_pruning_step(net, END - 1)  # The next training call is step END: full target.
-  net(_batch()[0], training=True)
   wrapper, = pruning.pruning_wrappers(net)
   (weight, mask, _), = wrapper.pruning_vars
+  before = weight.numpy()  # Before the call, which masks the kernel in place.
+  magnitudes = np.abs(before)
+  net(_batch()[0], training=True)
   assert pruning.pruning_step(net) == END
-  kept = np.abs(weight.numpy())[mask.numpy() == 1]
-  dropped_before = np.abs(wrapper.layer.kernel.numpy())  # Masked in place: zeros where dropped.
-  assert kept.min() > 0
-  assert np.count_nonzero(dropped_before) == mask.numpy().sum()
+  kept = mask.numpy() == 1
+  # The target fraction is dropped, and every kept weight is at least as large as every dropped.
+  assert abs((~kept).mean() - TARGET) < 0.01
+  assert magnitudes[kept].min() >= magnitudes[~kept].max()
+  # The kernel is masked in place: exactly the dropped weights are now zero.
+  after = weight.numpy()
+  np.testing.assert_array_equal(after[~kept], 0.0)
+  np.testing.assert_array_equal(after[kept], before[kept])
+  assert np.count_nonzero(after) == kept.sum()
 
 
 def test_psi_layers_all_and_dueling_prune_every_stream():
