@@ -56,7 +56,7 @@ def test_function_api_and_other_networks():
 @pytest.mark.parametrize("argv,message", [
     (["--encoder", "impal"], "Did you mean 'impala'"),
     (["--bottleneck", "softmoe", "--bottleneck_kwargs", '{"num_experts": 0}'], "num_experts"),
-    (["--width_scale", "-1"], "width_scale must be a positive number"),
+    (["--width_scale", "-1"], "width_scale=-1.0 is not accepted; accepted: a positive number"),
     (["--observation_shape", "84,84"], "rank 3"),
     (["--head_units", "512,x"], "--head_units must be comma-separated integers"),
     (["--network", "policy"], "error"),

@@ -214,13 +214,13 @@ def test_keras_model_matches_parts_and_trains():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(encoder="natur"), "Did you mean 'nature'"),
     (dict(bottleneck="softmax"), "Did you mean 'softmoe'"),
-    (dict(width_scale=0), "width_scale must be a positive number; got 0"),
+    (dict(width_scale=0), "width_scale=0 is not accepted; accepted: a positive number"),
     (dict(head_units=(512, 0)), "head_units"),
-    (dict(head_units=(-3,)), "got -3"),
-    (dict(head_scale=0.0), "head_scale must be a positive number; got 0.0"),
+    (dict(head_units=(-3,)), r"head_units=\(-3,\) is not accepted"),
+    (dict(head_scale=0.0), "head_scale=0.0 is not accepted; accepted: a positive number"),
     (dict(bottleneck="softmoe", bottleneck_kwargs=dict(num_experts=0)), "num_experts"),
     (dict(bottleneck="softmoe", bottleneck_kwargs=dict(tokenization="pixel")),
-     "Unknown tokenization 'pixel'"),
+     "tokenization='pixel' is not accepted"),
     (dict(bottleneck="pruned", bottleneck_kwargs=dict(target_sparsity=1.5)), "target_sparsity"),
     (dict(bottleneck="pruned", bottleneck_kwargs=dict(begin_step=5, end_step=2)), "begin_step"),
     (dict(padding="VALID", encoder="impala"), "accepted: 'SAME'"),
@@ -247,7 +247,7 @@ def test_bad_action_specs_and_atoms():
     networks.build_q_network(OBS, CONT)
   with pytest.raises(ValueError, match="bounded float action_spec"):
     networks.build_actor_network(OBS, ACT)
-  with pytest.raises(ValueError, match="num_atoms must be a positive integer; got 0"):
+  with pytest.raises(ValueError, match="num_atoms=0 is not accepted; accepted: a positive integer"):
     networks.build_categorical_q_network(OBS, ACT, num_atoms=0)
   with pytest.raises(ValueError, match="too small"):
     networks.build_q_network(tensor_spec.TensorSpec((8, 8, 1), tf.uint8), ACT, padding="VALID")

@@ -214,7 +214,7 @@ def check_pruning_config(**kwargs):
   common.check_positive("power", config["power"])
   psi_layers = config["psi_layers"]
   if psi_layers != "all":
-    common.check_positive("psi_layers (or 'all')", psi_layers, integer=True)
+    checks.check_int("psi_layers", psi_layers, low=1)  # Or "all".
   if not isinstance(config["prune_phi"], bool) or not isinstance(config["wrap"], bool):
     raise ValueError(
         f"prune_phi and wrap must be True or False; got {config['prune_phi']!r}, "
@@ -454,8 +454,8 @@ class TokenMLP(_TokenBottleneck):
                patch_embedding="conv", embedding_size=None, name="tokenize", **kwargs):
     super().__init__(name=name, **kwargs)
     self.hidden_units = common.check_positive("hidden_units", hidden_units, integer=True)
-    if output_units is not None and output_units != 0:
-      common.check_positive("output_units (or 0, or None)", output_units, integer=True)
+    if output_units is not None:
+      checks.check_int("output_units", output_units, low=0)  # 0: no projection.
     self.output_units = output_units
     self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size)
     self.token_hidden = keras.layers.Dense(hidden_units, activation="relu", name="token_hidden")

@@ -1,15 +1,16 @@
 """Shared helpers of tfgap.networks: argument checks, shape arithmetic, pruning wrappers.
 
 Every check raises ValueError naming the offending value and the accepted ones, with difflib
-suggestions for misspelled names.
+suggestions for misspelled names, in the one format of `tfgap.checks`
+("{name}={value!r} is not accepted; accepted: ...").
 """
 
-import difflib
 import math
 import numbers
 
 import tensorflow as tf
 
+from tfgap import checks
 from tfgap.compat import keras
 
 
@@ -24,41 +25,31 @@ def check_name(kind, value, accepted):
   Raises:
     ValueError: naming the value, the accepted names and the closest matches.
   """
-  accepted = list(accepted)
-  by_lower = {a.lower(): a for a in accepted}
-  if isinstance(value, str) and value.lower() in by_lower:
-    return by_lower[value.lower()]
-  hint = ""
-  if isinstance(value, str):
-    close = difflib.get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.5)
-    if close:
-      hint = f" Did you mean {' or '.join(repr(by_lower[c]) for c in close)}?"
-  raise ValueError(f"Unknown {kind} {value!r}; accepted: {', '.join(map(repr, accepted))}.{hint}")
+  if not isinstance(value, str):
+    checks.reject(kind, value, ", ".join(map(repr, accepted)))
+  return checks.check_choice(kind, value, accepted)
 
 
 def check_positive(kind, value, integer=False):
   """Returns `value` if it is a positive number (an integer when `integer`), else raises."""
-  ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
-  if integer:
-    ok = ok and float(value) == int(value)
-  if not ok or (isinstance(value, float) and not math.isfinite(value)):
-    accepted = "a positive integer" if integer else "a positive number"
-    raise ValueError(f"{kind} must be {accepted}; got {value!r}.")
-  return int(value) if integer else value
+  return checks.check_positive(kind, value, integer=integer)
 
 
 def check_units(kind, units, allow_empty=True):
   """Returns `units` as a tuple of positive ints (a width per layer), else raises."""
+  original = units
   if isinstance(units, numbers.Integral) and not isinstance(units, bool):
     units = (units,)
   try:
     units = tuple(units)
   except TypeError:
-    raise ValueError(f"{kind} must be a sequence of positive integers; got {units!r}.") from None
-  for u in units:
-    check_positive(f"each entry of {kind} (got {units!r})", u, integer=True)
-  if not units and not allow_empty:
-    raise ValueError(f"{kind} must name at least one layer width; got {units!r}.")
+    units = None
+  ok = units is not None and all(
+      isinstance(u, numbers.Real) and not isinstance(u, bool) and math.isfinite(u) and u > 0
+      and float(u) == int(u) for u in units)
+  if not ok or (not units and not allow_empty):
+    what = "a sequence of positive integers (one width per layer)"
+    checks.reject(kind, original, what + ("" if allow_empty else ", at least one"))
   return tuple(int(u) for u in units)
 
 
