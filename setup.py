@@ -25,9 +25,10 @@ setup(
     install_requires=_requirements(),
     entry_points={
         "console_scripts": [
-            "tfgap-train=tfgap.launch.train:run",
-            "tfgap-describe=tfgap.launch.describe:run",
-            "tfgap-report=tfgap.launch.report:run",
+            # Through tfgap.launch.cli: it sets TensorFlow's defaults before TensorFlow loads.
+            "tfgap-train=tfgap.launch.cli:train",
+            "tfgap-describe=tfgap.launch.cli:describe",
+            "tfgap-report=tfgap.launch.cli:report",
         ],
     },
 )

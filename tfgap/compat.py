@@ -6,23 +6,18 @@ TF-Agents 0.19 and tensorflow-model-optimization 0.8 both need Keras 2 layers; i
     from tfgap.compat import keras
 
 so that a change of Keras backend is a one-line change and a wrong stack fails at import, not deep
-inside a layer.
+inside a layer. Importing it imports TensorFlow (the modules that take Keras from here need it) but
+changes nothing else: `import tfgap` does not import this module.
 """
 
-import os
-
-# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# TF 2.15 turns its oneDNN CPU kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX and
-# reads this variable once, at import. On the project's AVX2 machines they made the Nature-network
-# DQN update ~2x faster (docs/agents.md). It takes effect only if tfgap is imported before
-# TensorFlow; set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# Importing this module only reads version strings: it writes no environment variable. TensorFlow
+# reads TF_ENABLE_ONEDNN_OPTS and TF_CPP_MIN_LOG_LEVEL when it is imported, so their defaults are
+# set by the command-line tools before any import (tfgap.launch.runtime.prepare_process), not here.
 # Do not set TF_USE_LEGACY_KERAS: in TF 2.15 it switches tf.keras to the separate tf_keras package
 # lazily, so layers built before and after the switch fail TF-Agents' isinstance checks.
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 SUPPORTED = {
     "tensorflow": "2.15",
@@ -32,7 +27,7 @@ SUPPORTED = {
 
 
 class UnsupportedStackError(ImportError):
-  """Raised at import time when the installed TF/Keras/numpy cannot run tfgap."""
+  """Raised (at import of tfgap.compat, or by check_stack) when TF/Keras/numpy cannot run tfgap."""
 
 
 def check_stack(tf_version=None, keras_version=None, numpy_version=None):
@@ -74,6 +69,8 @@ def _keras_version():
   return keras_package.__version__
 
 
+# At import, so that a module needing Keras fails here with the message above rather than deep
+# inside a layer. It only compares version strings: no side effect but the exception.
 check_stack()
 
 keras = tf.keras

@@ -8,25 +8,21 @@
 Suites: "atari" (Machado et al. 2018 as Dopamine runs it), "atari100k" (DER protocol),
 "procgen" (easy, 200 training levels; mode "eval" = unseen levels), "dmc" (pixel SAC protocol).
 Protocol settings can be overridden by keyword (checked; see `tfgap.envs.protocols` and
-docs/envs.md). Emulators are imported only when their suite is built.
+docs/envs.md). Emulators are imported only when their suite is built, and importing this
+package has no side effect: the MuJoCo renderer is chosen by the first DMC environment.
 """
 
 import numbers
 
+from tfgap.envs import games
+from tfgap.envs import protocols
 from tfgap.envs import rendering
-
-# Before anything imports TF-Agents: `import tf_agents` imports dm_control, which picks its
-# OpenGL backend once, from MUJOCO_GL. A failure is kept and raised when a DMC env is built.
-rendering.ensure_renderer(raise_errors=False)
-
-from tfgap.envs import games  # noqa: E402
-from tfgap.envs import protocols  # noqa: E402
-from tfgap.envs.games import (  # noqa: F401,E402
+from tfgap.envs.games import (  # noqa: F401
     ATARI100K_AGENT_STEPS, ATARI100K_GAMES, ATARI_GAMES, ATARI_REFERENCE_SCORES, DMC_TASKS,
     DMC_TASKS_EXTENDED, PROCGEN_GAMES, has_reference_scores, human_normalized,
     reference_scores)
-from tfgap.envs.protocols import MODES, SUITES  # noqa: F401,E402
-from tfgap.envs.rendering import RendererUnavailableError  # noqa: F401,E402
+from tfgap.envs.protocols import MODES, SUITES  # noqa: F401
+from tfgap.envs.rendering import RendererUnavailableError  # noqa: F401
 
 
 def _check_int(name, value, low):
@@ -54,6 +50,9 @@ def _build(suite, name, num_envs, seed, mode, overrides, batched):
   domain, task = games.resolve_dmc_task(name)
   canonical = f"{domain}-{task}"
   protocol = protocols.resolve(suite, mode, overrides, name=canonical)
+  # Before the dmc module imports TF-Agents, whose import loads dm_control's renderer module,
+  # which reads MUJOCO_GL once.
+  rendering.ensure_renderer()
   from tfgap.envs import dmc  # pylint: disable=g-import-not-at-top
   return dmc.make_dmc(canonical, domain, task, num_envs, seed, mode, protocol, batched)
 

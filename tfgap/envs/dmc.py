@@ -6,9 +6,10 @@ channel axis (84x84x9, oldest first, zero-padded at episode start), action repea
 actions as a float32 BoundedArraySpec. Episodes are the suite's 1000 physics steps, a time limit:
 the LAST step keeps discount 1.
 
-Rendering is the whole cost on a CPU (Mesa). The renderer is chosen before dm_control is
-imported (tfgap.envs.rendering). A batch is a list of envs stepped in turn: Mesa's llvmpipe
-already renders on several threads, so worker processes would not add speed on 2 cores.
+Rendering is the whole cost on a CPU (Mesa). The renderer is chosen when the first DMC env is
+built, before this module (and with it TF-Agents and dm_control) is imported
+(tfgap.envs.rendering). A batch is a list of envs stepped in turn: Mesa's llvmpipe already
+renders on several threads, so worker processes would not add speed on 2 cores.
 """
 
 import atexit
@@ -61,8 +62,8 @@ class DMCGame:
     except Exception as e:  # pylint: disable=broad-except
       if self._rendered:
         raise
-      raise rendering.RendererUnavailableError(rendering.missing_renderer_message(
-          {rendering.ensure_renderer(): f"{type(e).__name__}: {e}"})) from e
+      raise rendering.RendererUnavailableError(
+          rendering.render_failure_message(rendering.ensure_renderer(), e)) from e
     self._rendered = True
     return frame
 

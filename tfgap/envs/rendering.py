@@ -1,15 +1,23 @@
-"""Choosing an OpenGL backend for MuJoCo/dm_control before either is imported.
+"""Choosing an OpenGL backend for MuJoCo/dm_control, when a DMC environment first needs one.
 
-dm_control and mujoco read MUJOCO_GL once, at import. On a machine without a GPU the backends
-that work are Mesa's: EGL (surfaceless llvmpipe) and OSMesa. `ensure_renderer()` keeps a MUJOCO_GL
-the user set; otherwise it tries EGL, then OSMesa (with PYOPENGL_PLATFORM=osmesa), each in a
-short-lived subprocess so that a failing backend cannot poison this process, and sets the
+dm_control reads MUJOCO_GL once, when `dm_control._render` is imported, and `import tf_agents`
+imports it (TF-Agents' environments package loads its dm_control suite). On a machine without a GPU
+the backends that work are Mesa's: EGL (surfaceless llvmpipe) and OSMesa. `ensure_renderer()`
+keeps a MUJOCO_GL the user set; otherwise it tries EGL, then OSMesa (with PYOPENGL_PLATFORM=osmesa),
+each in a short-lived subprocess so that a failing backend cannot poison this process, and sets the
 environment variables of the first that renders.
+
+Nothing happens at import: `tfgap.envs.make("dmc", ...)` calls `ensure_renderer()` before it
+imports TF-Agents, and the command-line tools call it at start-up
+(`tfgap.launch.runtime.prepare_process(renderer=True)`). If dm_control was imported before that,
+its own choice stands (glfw, EGL, OSMesa by import success); when it found none, or its choice
+cannot render, the error says how to let tfgap choose.
 """
 
 import os
 import subprocess
 import sys
+import threading
 
 SYSTEM_PACKAGES = {
     "egl": ("libegl1", "libegl-mesa0", "libgl1-mesa-dri"),
@@ -26,8 +34,20 @@ renderer.free()
 print("ok")
 """
 
+# Who chose the backend in use: "user" (MUJOCO_GL was set), "tfgap" (probed here) or "dm_control"
+# (it was imported before tfgap could choose and picked one itself).
 _chosen = None
+_source = None
 _error = None
+_lock = threading.Lock()  # Two envs built at once on two threads probe once.
+
+_LET_TFGAP_CHOOSE = (
+    "build the first DMC environment, or call `tfgap.envs.rendering.ensure_renderer()`, before "
+    "importing tf_agents (tfgap.networks and tfgap.agents import it)")
+_TOO_LATE_HINT = (
+    "dm_control was imported (`import tf_agents` imports it) before tfgap chose a renderer, so "
+    "dm_control's own choice stands. To let tfgap choose, " + _LET_TFGAP_CHOOSE + ", or set "
+    "MUJOCO_GL before starting Python.")
 
 
 class RendererUnavailableError(RuntimeError):
@@ -70,7 +90,13 @@ def probe(backend, extra_env=None, timeout=PROBE_TIMEOUT_S):
   return lines[-1] if lines else f"exit code {result.returncode}"
 
 
-def missing_renderer_message(failures):
+def missing_renderer_message(failures, hint=""):
+  """The error text when no backend renders: what failed, the packages, how to force a backend.
+
+  Args:
+    failures: {backend: why it failed}.
+    hint: a sentence appended to the message.
+  """
   tried = "; ".join(f"MUJOCO_GL={b}: {why}" for b, why in failures.items())
   return (
       "DMC from pixels needs an OpenGL renderer for MuJoCo and none works here (" + tried + "). "
@@ -78,7 +104,13 @@ def missing_renderer_message(failures):
       " ".join(SYSTEM_PACKAGES["egl"]) + "`, or OSMesa: `apt-get install -y " +
       " ".join(SYSTEM_PACKAGES["osmesa"]) + "` (scripts/install_system_deps.sh does this). "
       "To force a backend, set MUJOCO_GL=egl or MUJOCO_GL=osmesa (with PYOPENGL_PLATFORM=osmesa) "
-      "before starting Python.")
+      "before starting Python." + (" " + hint if hint else ""))
+
+
+def render_failure_message(backend, error):
+  """The error text when `backend` was chosen but a render failed with `error`."""
+  hint = _TOO_LATE_HINT if _source == "dm_control" else ""
+  return missing_renderer_message({backend: f"{type(error).__name__}: {error}"}, hint)
 
 
 def select_renderer(candidates=CANDIDATES, extra_env=None):
@@ -97,10 +129,13 @@ def select_renderer(candidates=CANDIDATES, extra_env=None):
 
 
 def ensure_renderer(raise_errors=True):
-  """Makes sure MUJOCO_GL is set (probing EGL then OSMesa) before dm_control is imported.
+  """Chooses the MuJoCo OpenGL backend for this process, once, before dm_control renders.
 
-  `import tfgap.envs` calls this (with raise_errors=False) so the choice precedes TF-Agents,
-  whose import loads dm_control's renderer module as a side effect. The result is cached.
+  Keeps a MUJOCO_GL the user set; otherwise, if dm_control is not imported yet, probes EGL then
+  OSMesa (a subprocess each, ~0.5 s) and exports the first that renders (MUJOCO_GL and
+  PYOPENGL_PLATFORM, which child processes inherit). If dm_control was imported first, its own
+  choice is the one in use. Called by the first DMC environment (before TF-Agents is imported)
+  and by `tfgap.launch.runtime.prepare_process(renderer=True)`; the result is cached.
 
   Args:
     raise_errors: raise when no backend renders (else remember the error and raise it on the
@@ -110,35 +145,51 @@ def ensure_renderer(raise_errors=True):
     The MUJOCO_GL backend in use, or None when no backend renders and raise_errors is False.
 
   Raises:
-    RendererUnavailableError: when no backend renders (naming the system packages).
+    RendererUnavailableError: when no backend renders (naming the system packages), or when
+      dm_control was imported first and found none (saying how to let tfgap choose).
   """
-  global _chosen, _error
-  if _chosen is None and _error is None:
-    try:
-      _chosen = _choose()
-    except RendererUnavailableError as e:
-      _error = e
+  global _chosen, _source, _error
+  with _lock:
+    if _chosen is None and _error is None:
+      try:
+        _chosen, _source = _choose()
+      except RendererUnavailableError as e:
+        _error = e
   if _error is not None and raise_errors:
     raise _error
   return _chosen
 
 
 def _choose():
-  user_choice = os.environ.get("MUJOCO_GL")
-  if user_choice:
-    # Respect the user's choice; rendering errors later still name the packages.
-    if user_choice == "osmesa":
-      os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
-    return user_choice
   loaded = sys.modules.get("dm_control._render")
   if loaded is not None:
-    # Too late to choose: dm_control picked a backend when it was imported (it tries glfw, egl,
-    # osmesa by import success). Use it if it found one.
+    # Too late to choose: dm_control read MUJOCO_GL (or tried glfw, EGL, OSMesa by import
+    # success) when it was imported. After a failed EGL import its OSMesa fallback fails too
+    # (EGL's import already set PYOPENGL_PLATFORM=egl), and PyOpenGL cannot switch platforms in a
+    # running process, so there is nothing to repair here.
     backend = getattr(loaded, "BACKEND", None)
     if backend is None:
-      raise RendererUnavailableError(missing_renderer_message(
-          {"auto": "dm_control was imported before tfgap.envs and found no OpenGL backend"}))
-    return backend
+      raise RendererUnavailableError(_too_late_message())
+    return backend, ("user" if os.environ.get("MUJOCO_GL") else "dm_control")
+  user_choice = os.environ.get("MUJOCO_GL")
+  if user_choice:
+    # Respect the user's choice (dm_control sets PYOPENGL_PLATFORM to match); rendering errors
+    # later still name the packages.
+    return user_choice, "user"
   backend = select_renderer()
   os.environ.update(backend_env(backend))
-  return backend
+  return backend, "tfgap"
+
+
+def _too_late_message():
+  """dm_control chose no backend before tfgap could: say what would work and how to get it."""
+  try:
+    works = select_renderer()
+  except RendererUnavailableError as e:
+    return f"{e} ({_TOO_LATE_HINT})"
+  setting = " ".join(f"{k}={v}" for k, v in backend_env(works).items())
+  return (
+      "dm_control was imported (`import tf_agents` imports it) before tfgap chose a MuJoCo "
+      "renderer, and found none itself (with MUJOCO_GL unset it tries glfw, EGL, then OSMesa, "
+      "and after a failed EGL import its OSMesa fallback fails too). A fresh process renders "
+      f"with {setting}: set that before starting Python, or " + _LET_TFGAP_CHOOSE + ".")
