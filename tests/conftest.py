@@ -1,8 +1,10 @@
 """Shared pytest set-up: quiet TensorFlow, deterministic seeds."""
 
-import os
+# As the command-line tools do, before TensorFlow or TF-Agents load: oneDNN and log-level defaults,
+# and the MuJoCo renderer chosen before test modules import tf_agents (which loads dm_control).
+from tfgap.launch import runtime
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+runtime.prepare_process(renderer=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -8,6 +8,11 @@ FLOPs are forward FLOPs per example, 2 x multiply-accumulates of convs, dense la
 (see tfgap.networks.accounting for the conventions).
 """
 
+if __name__ == "__main__":
+  # `python -m`: before TensorFlow is imported, which reads its oneDNN and log settings once.
+  from tfgap.launch import runtime  # pylint: disable=g-import-not-at-top
+  runtime.prepare_process()
+
 import importlib
 import json
 import sys

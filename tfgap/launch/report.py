@@ -13,6 +13,11 @@ gradcam.png). Parts without data are stated in report.md, never silently dropped
 effective-parameter table of a tfgap network.
 """
 
+if __name__ == "__main__":
+  # `python -m`: before TensorFlow is imported, which reads its oneDNN and log settings once.
+  from tfgap.launch import runtime  # pylint: disable=g-import-not-at-top
+  runtime.prepare_process(renderer=True)
+
 import argparse
 import csv
 import dataclasses

@@ -217,6 +217,8 @@ class Runner:
       raise NaNLossError(self._nan_message(loss))
     if self.replay.prioritized:
       self.replay.update_priorities(batch["indices"], priorities.numpy())
+      # Beta anneals over the learner's updates, not over the batches drawn.
+      self.replay.set_learner_step(int(self.agent.train_step_counter))
     period = self.config.dormant_period
     if period and int(self.agent.train_step_counter) % period == 0:
       metrics = self._dormant(batch["observation"])
@@ -302,7 +304,10 @@ class Runner:
       record["sparsity_target"] = rows[0]["target"] if rows else 0.0
     size = self.config.dormant_batch_size
     if size and self.replay.num_sampleable >= size:
-      record.update(self._dormant(self.replay.sample(size)["observation"]))
+      # A probe of its own: it must not move the replay's sampling RNG (the run would differ
+      # with and without dormant measurements).
+      probe = np.random.default_rng([self.config.seed, iteration, 0x5EED])
+      record.update(self._dormant(self.replay.sample(size, rng=probe)["observation"]))
     return record
 
   def _dormant(self, observations):

@@ -20,6 +20,11 @@ Rerunning with the same root_dir resumes from the latest valid checkpoint; a dif
 refused unless --force.
 """
 
+if __name__ == "__main__":
+  # `python -m`: before TensorFlow is imported, which reads its oneDNN and log settings once.
+  from tfgap.launch import runtime  # pylint: disable=g-import-not-at-top
+  runtime.prepare_process(renderer=True)
+
 import logging as std_logging
 import sys
 
