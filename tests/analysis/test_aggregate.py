@@ -249,10 +249,10 @@ def test_iterations_without_evaluation(tmp_path):
   (row,) = rows
   assert (row.game, row.iteration, row.score) == ("Pong", 1, 2.0)  # Last evaluated iteration.
   (problem,) = problems
-  assert problem.path == never and "no evaluated iteration" in problem.message
+  assert problem.path == never and "no scored iteration" in problem.message
   _, problems, _ = agg.select_scores(runs, 2, synthetic_runs.REFERENCES)
   messages = {p.path: p.message for p in problems}
-  assert "no evaluation at iteration 2" in messages[path]
+  assert "no score at iteration 2" in messages[path]
   assert "no iteration 2" in messages[never]
   curves = agg.learning_curves(runs)
   assert [p[0] for p in curves[(row.config, "Pong")]] == [0, 1]

@@ -168,3 +168,23 @@ def test_procgen_trains_through_the_runner(tmp_path):
   state = json.loads((root / "checkpoints" / "ckpt-000000" / "state.json").read_text())
   assert state["record"]["iteration"] == 0
   assert pathlib.Path(root / "config.gin").read_text().count("coinrun") == 1
+
+
+def test_score_source_follows_dopamine_per_suite():
+  assert experiment.RunConfig(suite="atari").score_source == "train"  # continuous_train
+  assert experiment.RunConfig(suite="procgen", evaluation_episodes=5).score_source == "train"
+  assert experiment.RunConfig(suite="atari100k", evaluation_episodes=100).score_source == "eval"
+  assert experiment.RunConfig(suite="atari100k").score_source == "train"  # Nothing else to use.
+  assert experiment.RunConfig().evaluation_steps == 0  # No evaluation phase by default.
+  with pytest.raises(ValueError, match=r"Runner.score='eval' is not accepted"):
+    experiment.RunConfig(score="eval")
+
+
+@pytest.mark.parametrize("score", ["auto", "train"])
+def test_records_carry_the_score_and_its_source(tmp_path, score):
+  records = make_runner(tmp_path / "run", ["Runner.num_iterations = 1",
+                                           f"Runner.score = '{score}'"]).run()
+  record = records[0]
+  source = "eval" if score == "auto" else "train"  # The band env evaluates; its suite is 'test'.
+  assert record["score_source"] == source
+  assert record["score"] == record[f"{source}_return"] is not None

@@ -141,7 +141,8 @@ def test_chosen_iteration(runs_dir, tmp_path):
   assert {r["iteration"] for r in raw} == {"0"}
   pong = [r for r in raw if r["game"] == "Pong" and r["bottleneck"] == "gap" and
           float(r["width_scale"]) == 1.0 and r["seed"] == "0"]
-  assert float(pong[0]["eval_return"]) == _final("Pong", "gap", 1.0, 0) - 2.0
+  assert float(pong[0]["score"]) == _final("Pong", "gap", 1.0, 0) - 2.0
+  assert pong[0]["score_source"] == "eval"  # Synthetic lines without `score`: eval_return.
 
 
 @pytest.mark.parametrize("make", ["empty", "missing"])
@@ -182,7 +183,7 @@ def test_python_api_with_network_and_default_references(runs_dir, tmp_path):
   assert result.games_without_reference == ["AirRaid"]
   raw = _read_csv(str(tmp_path / "raw_scores.csv"))
   row = next(r for r in raw if r["game"] == "Pong")
-  expected = (float(row["eval_return"]) + 20.7) / (14.6 + 20.7)
+  expected = (float(row["score"]) + 20.7) / (14.6 + 20.7)
   assert float(row["human_normalized"]) == pytest.approx(expected, rel=1e-3)
   assert mpimg.imread(str(tmp_path / "gradcam.png")).shape[0] > 50
   (row,) = _read_csv(str(tmp_path / "effective_parameters.csv"))
@@ -223,7 +224,8 @@ def test_policy_run_dir_restores_the_trained_network(tmp_path):
       "Runner.training_steps=160", "Runner.evaluation_steps=10",
       "Runner.eval_env_kwargs={'max_episode_steps': 20}", "Runner.replay_capacity=500",
       "Runner.dormant_batch_size=16", "Runner.progress_bar=False", "Runner.export_policies=False",
-      "tfgap.agents.DQNAgent.min_replay_history=64", "tfgap.agents.DQNAgent.batch_size=8",
+      # No Pong episode ends in 160 steps, so score by the (step-capped) evaluation episodes.
+      "Runner.score='eval'", "tfgap.agents.DQNAgent.min_replay_history=64", "tfgap.agents.DQNAgent.batch_size=8",
       "tfgap.networks.build_q_network.bottleneck='gap'",
       "tfgap.networks.build_q_network.head_units=(32,)"])
   net, obs, description = report.load_run_network(run_dir, num_observations=3)

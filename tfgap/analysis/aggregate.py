@@ -24,8 +24,27 @@ from tfgap.analysis import rliable_compat
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FIELDS = ("agent", "encoder", "bottleneck", "width_scale")
-REQUIRED_FIELDS = ("iteration", "env_steps", "game", "seed") + CONFIG_FIELDS + ("eval_return",)
+REQUIRED_FIELDS = ("iteration", "env_steps", "game", "seed") + CONFIG_FIELDS
 AGGREGATES = ("IQM", "Median", "Mean", "Optimality Gap")
+SCORE_SOURCES = ("train", "eval")
+
+
+def score_of(record):
+  """The score an iteration's record is aggregated by (raw game score), or None.
+
+  Records carry `score` and `score_source` (the training driver writes them: the mean return of
+  the training episodes that ended in the iteration for Atari and Procgen, as Dopamine's
+  `continuous_train` schedule reports; the evaluation mean for Atari100K). Records written before
+  those fields existed are scored by `eval_return`.
+  """
+  if "score" in record:
+    return record["score"]
+  return record.get("eval_return")
+
+
+def score_source_of(record):
+  """"train" or "eval": where `score_of(record)` comes from."""
+  return record.get("score_source", "eval")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -67,16 +86,16 @@ class Run:
     return os.path.dirname(self.path)
 
   def record_at(self, iteration=None):
-    """The record of `iteration`, or None when the run lacks it or it has no evaluation.
+    """The record of `iteration`, or None when the run lacks it or it has no score.
 
-    With iteration None: the last record that has an evaluation (eval_return not null).
+    With iteration None: the last record that has a score (see `score_of`).
     """
     if iteration is None:
-      evaluated = [r for r in self.records if r["eval_return"] is not None]
-      return evaluated[-1] if evaluated else None
+      scored = [r for r in self.records if score_of(r) is not None]
+      return scored[-1] if scored else None
     for record in self.records:
       if record["iteration"] == iteration:
-        return record if record["eval_return"] is not None else None
+        return record if score_of(record) is not None else None
     return None
 
 
@@ -125,12 +144,19 @@ def _parse_line(text):
         value < 0):
       return None, f"{field} {value!r} is not an integer >= 0"
     record[field] = int(value)
-  for field in ("eval_return", "width_scale"):
+  if "score" not in record and "eval_return" not in record:
+    return None, "missing field(s) score (or eval_return)"
+  for field in ("score", "eval_return", "train_return", "width_scale"):
+    if field not in record:
+      continue
     value = record[field]
-    if field == "eval_return" and value is None:
-      continue  # An iteration without evaluation (the training driver writes null).
+    if field != "width_scale" and value is None:
+      continue  # An iteration without that score (the training driver writes null).
     if not _is_number(value) or not math.isfinite(value):
       return None, f"{field} {value!r} is not a finite number"
+  if record.get("score_source", "eval") not in SCORE_SOURCES:
+    return None, (f"score_source {record['score_source']!r} is not one of "
+                  f"{', '.join(SCORE_SOURCES)}")
   if not isinstance(record["game"], str) or not record["game"]:
     return None, f"game {record['game']!r} is not a name"
   if not isinstance(record["seed"], (int, str)) or isinstance(record["seed"], bool):
@@ -252,6 +278,7 @@ class ScoreRow:
   score: float
   normalized: Optional[float]
   path: str
+  source: str = "eval"
 
 
 def _default_normalizer():
@@ -318,20 +345,21 @@ def select_scores(collection, iteration=None, references=None):
     if record is None:
       iterations = [r["iteration"] for r in run.records]
       if iteration is None:
-        reason = "has no evaluated iteration (eval_return is null on every line)"
+        reason = "has no scored iteration (score is null on every line)"
       elif iteration in iterations:
-        reason = f"has no evaluation at iteration {iteration} (eval_return is null)"
+        reason = f"has no score at iteration {iteration} (score is null)"
       else:
         reason = f"has no iteration {iteration} (last: {iterations[-1]})"
       problems.append(Problem(run.path, None, reason + "; left out of scores"))
       continue
-    normalized = _try_normalize(run.game, record["eval_return"], references)
+    score = float(score_of(record))
+    normalized = _try_normalize(run.game, score, references)
     if normalized is None:
       missing_reference.add(run.game)
     rows.append(ScoreRow(config=run.config, game=run.game, seed=run.seed,
                          iteration=record["iteration"], env_steps=record["env_steps"],
-                         score=float(record["eval_return"]), normalized=normalized,
-                         path=run.path))
+                         score=score, normalized=normalized, path=run.path,
+                         source=score_source_of(record)))
   return rows, problems, sorted(missing_reference)
 
 
@@ -540,16 +568,19 @@ def performance_profiles(matrices, taus=None, reps=2000, seed=0, confidence=0.95
 
 
 def learning_curves(collection):
-  """Mean eval return over seeds per (config, game) and iteration (evaluated iterations only).
+  """Mean score over seeds per (config, game) and iteration (scored iterations only).
+
+  The score is `score_of(record)`: training returns for Atari/Procgen runs (Dopamine's
+  continuous_train), evaluation returns where the run evaluates (Atari100K).
 
   Returns:
-    {(config, game): list of (iteration, mean env_steps, mean eval_return, min, max, n)}.
+    {(config, game): list of (iteration, mean env_steps, mean score, min, max, n)}.
   """
   grouped = {}
   for run in collection.runs:
     per_iter = grouped.setdefault((run.config, run.game), {})
     for record in run.records:
-      if record["eval_return"] is not None:
+      if score_of(record) is not None:
         per_iter.setdefault(record["iteration"], []).append(record)
   out = {}
   for key, per_iter in sorted(grouped.items(), key=lambda kv: (kv[0][0], kv[0][1])):
@@ -558,7 +589,7 @@ def learning_curves(collection):
     points = []
     for iteration in sorted(per_iter):
       records = per_iter[iteration]
-      returns = [r["eval_return"] for r in records]
+      returns = [score_of(r) for r in records]
       points.append((iteration, float(np.mean([r["env_steps"] for r in records])),
                      float(np.mean(returns)), float(np.min(returns)), float(np.max(returns)),
                      len(returns)))
@@ -567,7 +598,8 @@ def learning_curves(collection):
 
 
 __all__ = [
-    "METRICS_FILE", "CONFIG_FIELDS", "REQUIRED_FIELDS", "AGGREGATES", "Config", "Problem", "Run",
+    "METRICS_FILE", "CONFIG_FIELDS", "REQUIRED_FIELDS", "AGGREGATES", "SCORE_SOURCES",
+    "score_of", "score_source_of", "Config", "Problem", "Run",
     "RunCollection", "Interval", "read_run", "find_metrics_files", "load_runs", "ScoreRow",
     "human_normalize", "select_scores", "ScoreMatrices", "score_matrices", "aggregate_function",
     "aggregate_scores", "probability_of_improvement", "baseline_pairs", "performance_profiles",

@@ -26,6 +26,11 @@ from tfgap import checks
 from tfgap.launch import common
 
 
+SCORES = ("train", "eval")
+# Suites whose published scores are training returns (Dopamine's continuous_train schedule).
+CONTINUOUS_TRAIN_SUITES = ("atari", "procgen", "minatar")
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
   """The settings of one training run (gin name: `Runner`).
@@ -39,7 +44,8 @@ class RunConfig:
     num_iterations: iterations of training (+ evaluation when due).
     training_steps: agent steps (summed over environments) per iteration.
     evaluation_steps: minimum evaluation agent steps per evaluation (episodes are played to their
-      end, as Dopamine does); ignored when `evaluation_episodes` is set; 0 skips evaluation.
+      end, as Dopamine does); ignored when `evaluation_episodes` is set; 0 (the default, as
+      Dopamine's `continuous_train` schedule of the paper's Atari runs) skips evaluation.
     evaluation_episodes: evaluation episodes per evaluation (Atari100K: 100), or None.
     eval_period: evaluate after every `eval_period`-th iteration and after the last one.
     eval_num_envs: parallel evaluation environments.
@@ -60,6 +66,11 @@ class RunConfig:
     export_policies: write a PolicySaver SavedModel per iteration.
     progress_bar: show a tqdm progress bar.
     prefetch_depth: replay batches a background thread samples ahead of the learner (0: inline).
+    score: which return an iteration is scored by (metrics `score`, `score_source`): "train"
+      (the mean raw return of the training episodes that ended in the iteration, as Dopamine's
+      continuous_train schedule reports), "eval" (the evaluation mean), or "auto": "train" for
+      atari, procgen and minatar, "eval" for runs that evaluate otherwise (Atari100K: 100
+      evaluation episodes).
     force: accept a root_dir whose saved configuration differs (the `--force` flag).
     restart: start the run in root_dir over, moving its metrics and checkpoints aside (the
       `--restart` flag; needed when every checkpoint is unusable).
@@ -71,7 +82,7 @@ class RunConfig:
   num_envs: int = 1
   num_iterations: int = 200
   training_steps: int = 250_000
-  evaluation_steps: int = 125_000
+  evaluation_steps: int = 0
   evaluation_episodes: Optional[int] = None
   eval_period: int = 1
   eval_num_envs: int = 1
@@ -88,6 +99,7 @@ class RunConfig:
   export_policies: bool = True
   progress_bar: bool = True
   prefetch_depth: int = 2
+  score: str = "auto"
   force: bool = False
   restart: bool = False
 
@@ -106,6 +118,10 @@ class RunConfig:
       self._set(name, checks.check_bool(f"Runner.{name}", getattr(self, name)))
     from tfgap import agents  # pylint: disable=g-import-not-at-top
     self._set("agent", checks.check_choice("Runner.agent", self.agent, sorted(agents.AGENTS)))
+    self._set("score", checks.check_choice("Runner.score", self.score, ("auto",) + SCORES))
+    if self.score == "eval" and not self.evaluates:
+      checks.reject("Runner.score", self.score, "'train' or 'auto' for a run without evaluation "
+                    "(set Runner.evaluation_steps or Runner.evaluation_episodes to evaluate)")
     self._set("dormant_taus", tuple(
         checks.check_float("Runner.dormant_taus entry", t, low=0.0) for t in self.dormant_taus))
     if self.pruning_fractions is not None:
@@ -143,6 +159,15 @@ class RunConfig:
     """Whether an evaluation phase follows iteration `iteration` (0-based)."""
     return self.evaluates and ((iteration + 1) % self.eval_period == 0 or
                                iteration + 1 == self.num_iterations)
+
+  @property
+  def score_source(self):
+    """"train" or "eval": what this run's metrics `score` is (resolves "auto")."""
+    if self.score != "auto":
+      return self.score
+    if self.suite in CONTINUOUS_TRAIN_SUITES or not self.evaluates:
+      return "train"
+    return "eval"
 
   def replace(self, **changes):
     return dataclasses.replace(self, **changes)

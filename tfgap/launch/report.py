@@ -112,9 +112,9 @@ def _raw_tables(w, rows):
   w.add("## Raw scores\n\nScore of every run at the selected iteration (raw game score; all games, "
         "with or without human reference).")
   headers = ["agent", "encoder", "bottleneck", "width_scale", "game", "seed", "iteration",
-             "env_steps", "eval_return", "human_normalized", "path"]
+             "env_steps", "score", "score_source", "human_normalized", "path"]
   w.csv("raw_scores.csv", headers, [
-      _config_cells(r.config) + [r.game, r.seed, r.iteration, r.env_steps, r.score,
+      _config_cells(r.config) + [r.game, r.seed, r.iteration, r.env_steps, r.score, r.source,
                                  r.normalized, r.path] for r in rows])
   grouped = {}
   for r in rows:
@@ -189,10 +189,10 @@ def _learning_curves(w, collection):
   rows = [_config_cells(config) + [game] + list(p) for (config, game), points in curves.items()
           for p in points]
   w.csv("learning_curves.csv", ["agent", "encoder", "bottleneck", "width_scale", "game",
-                                "iteration", "env_steps", "mean_eval_return", "min", "max",
+                                "iteration", "env_steps", "mean_score", "min", "max",
                                 "runs"], rows)
   name = w.figure("learning_curves.png", plots.plot_learning_curves, curves)
-  w.add("## Learning curves\n\nMean eval return over seeds (band: min to max) against env "
+  w.add("## Learning curves\n\nMean score over seeds (band: min to max) against env "
         f"steps.\n\n![learning curves]({name})\n\nCSV: `learning_curves.csv`.")
 
 
@@ -285,6 +285,8 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
         f"Valid runs: {len(collection.runs)}; skipped or left out: {len(problems)}. "
         f"Configurations: {len(collection.configs)}; games: {', '.join(collection.games) or '-'}. "
         f"Scores at iteration: {'last of each run' if iteration is None else iteration}.")
+  if rows:
+    w.add(_score_sources_line(rows))
   if not rows:
     w.add("## Problems\n\n" + "\n".join(f"- `{p}`" for p in problems))
     _finish(w)
@@ -313,6 +315,19 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
   report = _finish(w)
   return ReportResult(report=report, files=w.files, problems=problems, notes=w.notes,
                       games_without_reference=no_reference)
+
+
+def _score_sources_line(rows):
+  """Which score the report aggregated: training or evaluation returns, with run counts."""
+  counts = {}
+  for r in rows:
+    counts[r.source] = counts.get(r.source, 0) + 1
+  names = {"train": "training returns (the mean raw score of the training episodes that ended "
+                    "in the iteration: Dopamine's continuous_train schedule)",
+           "eval": "evaluation returns (mean raw score of the evaluation episodes)"}
+  parts = [f"{names.get(k, k)} for {n} run{'s' if n != 1 else ''}" for k, n in
+           sorted(counts.items())]
+  return "Score aggregated: " + "; ".join(parts) + "."
 
 
 def _finish(w):

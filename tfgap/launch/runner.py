@@ -295,6 +295,8 @@ class Runner:
         "epsilon": self.agent.epsilon_at(self.env_steps),
         "time": time.time(),
     }
+    record["score_source"] = self._score_source()
+    record["score"] = record[f"{record['score_source']}_return"]
     if evaluation:
       record["eval_steps_per_sec"] = evaluation.steps / max(evaluation.seconds, 1e-9)
     if self.agent.pruned:
@@ -309,6 +311,12 @@ class Runner:
       probe = np.random.default_rng([self.config.seed, iteration, 0x5EED])
       record.update(self._dormant(self.replay.sample(size, rng=probe)["observation"]))
     return record
+
+  def _score_source(self):
+    """The config's score source, with a custom env_fn's suite name (run_name) for "auto"."""
+    if self.config.score != "auto":
+      return self.config.score
+    return self.config.replace(suite=self.suite).score_source
 
   def _dormant(self, observations):
     from tfgap.analysis import dormant  # pylint: disable=g-import-not-at-top
