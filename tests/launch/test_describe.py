@@ -76,3 +76,14 @@ def test_module_entry_point_runs():
   assert result.returncode == 0, result.stderr[-2000:]
   assert _row(result.stdout, "phi")[0] == 77_984
   assert _row(result.stdout, "psi")[0] == 5 * 5 * 64 * 512 + 512 + 512 * 18 + 18
+
+
+def test_describe_a_training_config_builds_the_runs_network(capsys):
+  # Through tfgap.launch.experiment, as the Runner builds it: Atari's 84x84x4 frames and Pong's
+  # six actions come from the config's environment, the widths from the gin files.
+  assert describe.main(["describe", "--gin_file", "dqn.gin", "--gin_file", "impala.gin",
+                        "--gin_bindings", "WIDTH_SCALE = 2.0"]) == 0
+  out = capsys.readouterr().out
+  assert "atari/Pong, agent dqn" in out and "encoder=impala width_scale=2.0" in out
+  # Impala x2 feature map 11x11x64 flattened into 512 units.
+  assert "psi input weights (the bottleneck connection): 3,964,928" in out

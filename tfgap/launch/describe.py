@@ -3,6 +3,10 @@
     python -m tfgap.launch.describe --encoder impala --width_scale 4 --bottleneck gap
     tfgap-describe --encoder nature --bottleneck softmoe --bottleneck_kwargs '{"num_experts": 8}'
     tfgap-describe --import_module my_project.bottlenecks --bottleneck maxpool
+    tfgap-describe --gin_file dqn.gin --gin_file impala.gin --gin_bindings "WIDTH_SCALE = 4.0"
+
+With --gin_file/--gin_bindings the network is the one a training run of that config builds (through
+tfgap.launch.experiment, for the config's environment); the other network flags are then ignored.
 
 FLOPs are forward FLOPs per example, 2 x multiply-accumulates of convs, dense layers and einsums
 (see tfgap.networks.accounting for the conventions).
@@ -97,6 +101,37 @@ def describe(per_layer=False, **kwargs):
   return header + accounting.format_table(result, per_layer=per_layer)
 
 
+def describe_config(gin_files=(), gin_bindings=(), per_layer=False):
+  """The accounting table of the network a training run of this gin config builds.
+
+  The network is built as the Runner builds it (tfgap.launch.experiment: the config's environment
+  gives the observation and action specs; the agent's gin-bound builder makes the network).
+  """
+  import gin  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import experiment  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import train  # pylint: disable=g-import-not-at-top
+  gin.clear_config()
+  try:
+    train.parse_config(gin_files, gin_bindings)
+    config = experiment.configured()
+    env = experiment.make_env(config, "eval", num_envs=1)
+    try:
+      net = experiment.make_network(config, env)
+    finally:
+      env.close()
+  finally:
+    gin.clear_config()
+  net.create_variables()
+  result = accounting.account(net)
+  shape = tuple(net.input_tensor_spec.shape.as_list())
+  header = (f"{config.suite}/{config.game}, agent {config.agent}: {type(net).__name__}: "
+            f"encoder={net.encoder_name} width_scale={net.width_scale} "
+            f"bottleneck={net.bottleneck_name} observation={shape}\n"
+            f"psi input weights (the bottleneck connection): "
+            f"{accounting.psi_input_weights(net):,}\n")
+  return header + accounting.format_table(result, per_layer=per_layer)
+
+
 def import_modules(names):
   """Imports modules by dotted name (e.g. ones that `register_bottleneck` their own bottlenecks).
 
@@ -141,6 +176,11 @@ def _define_flags(fv):
   flags.DEFINE_bool("noisy", False, "Noisy dense layers in psi.", flag_values=fv)
   flags.DEFINE_integer("num_atoms", 51, "Atoms of the categorical network.", flag_values=fv)
   flags.DEFINE_bool("per_layer", False, "Also list every layer.", flag_values=fv)
+  flags.DEFINE_multi_string("gin_file", [], "gin config files of a training run (paths or "
+                            "packaged names, e.g. dqn.gin): describe the network it builds.",
+                            flag_values=fv)
+  flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. \"WIDTH_SCALE = 4.0\".",
+                            flag_values=fv)
 
 
 def _parse_int_list(name, values):
@@ -170,6 +210,9 @@ def main(argv=None):
       # The console script's sys.path lacks the current directory that `python -m` adds.
       sys.path.insert(0, "")
     import_modules(fv.import_module)
+    if fv.gin_file or fv.gin_bindings:
+      print(describe_config(fv.gin_file, fv.gin_bindings, per_layer=fv.per_layer))
+      return 0
     head_units = None
     if fv.head_units is not None:
       values = [v for v in fv.head_units if v]
