@@ -50,7 +50,8 @@ class AtariGame:
     )
     self.wrapped = AtariPreprocessing(
         self.env,
-        noop_max=0,  # Dopamine has no no-op starts; sticky actions bring the randomness.
+        # gymnasium's no-ops are 1..noop_max raw frames; Dopamine's are agent steps: see reset().
+        noop_max=0,
         frame_skip=protocol["frame_skip"],
         screen_size=protocol["screen_size"],
         # With life-loss terminals a lost life also ends the frame-skip loop early, as in Dopamine.
@@ -64,8 +65,28 @@ class AtariGame:
     self._seeded = False
     self.num_actions = self.env.action_space.n
     self._lives = 0
+    self._noop_max = protocol.get("noop_max", 0)
+    self._life_terminal = protocol["terminal_on_life_loss"]
+    # Its own stream, so turning no-ops on does not change the emulator's seeds.
+    self._noop_rng = np.random.default_rng((seed, 30))
 
   def reset(self):
+    """Starts a new game; with `noop_max`, after randint(0, noop_max) agent steps of NOOP.
+
+    As Dopamine's DataEfficientAtariRunner._initialize_episode
+    (dopamine/labs/atari_100k/atari_100k_runner.py): each no-op is a full agent step (frame skip
+    and max-pool), a game that ends during them (or loses a life, with life-loss terminals) is
+    reset, and the no-ops count neither in the episode's return nor in its length.
+    """
+    frame = self._reset_game()
+    noops = int(self._noop_rng.integers(0, self._noop_max)) if self._noop_max > 0 else 0
+    for _ in range(noops):
+      frame, _, game_over, _, life_lost = self.step(0)  # Action 0 is NOOP in every action set.
+      if game_over or (life_lost and self._life_terminal):
+        frame = self._reset_game()
+    return frame
+
+  def _reset_game(self):
     if self._seeded:
       frame, _ = self.wrapped.reset()
     else:
@@ -83,6 +104,10 @@ class AtariGame:
     life_lost = lives < self._lives
     self._lives = lives
     return frame, float(reward), game_over, bool(truncated), life_lost
+
+  def rgb_frame(self):
+    """The emulator's current screen in colour (210x160x3), as a person sees the game."""
+    return self.ale.getScreenRGB()
 
   def close(self):
     self.wrapped.close()
@@ -234,10 +259,17 @@ class AtariVectorEnvironment(core.TfgapEnv):
 def make_atari(suite, game, rom_id, num_envs, seed, mode, protocol, batched):
   """Builds the Atari environment for `suite` ("atari" or "atari100k")."""
   backend = protocol["backend"]
+  noops = protocol.get("noop_max", 0)
+  if backend == "vector" and noops:
+    raise ValueError(
+        f"Protocol override backend='vector' is not accepted with noop_max={noops}: ALE's vector "
+        "env counts no-ops in frames, Dopamine in agent steps. Use backend='gymnasium' (or "
+        "'auto'), or noop_max=0.")
   if backend == "auto":
-    # The vector backend is exact for the Machado protocol; Atari100K's life-loss restarts are
-    # exact only with per-entry games (and DER runs a single env anyway).
-    backend = "vector" if (num_envs > 1 and not protocol["terminal_on_life_loss"]) else "gymnasium"
+    # The vector backend is exact for the Machado protocol; Atari100K's life-loss restarts and
+    # no-op starts are exact only with per-entry games (and DER runs a single env anyway).
+    backend = ("vector" if (num_envs > 1 and not protocol["terminal_on_life_loss"] and not noops)
+               else "gymnasium")
   protocol = dict(protocol, backend=backend)
   common = dict(suite=suite, name=game, mode=mode, batched=batched)
   if backend == "vector":

@@ -179,6 +179,30 @@ class TfgapEnv(py_environment.PyEnvironment):
   def closed(self):
     return self._closed
 
+  def render(self, mode="rgb_array"):
+    """The frame a person would see of batch entry 0: uint8 RGB `[H, W, 3]`.
+
+    Atari gives the emulator's full-colour screen (210x160), not the agent's 84x84 grayscale;
+    environments without a screen of their own give the newest frame of the agent's observation
+    (grayscale repeated to RGB).
+    """
+    if mode != "rgb_array":
+      raise ValueError(f"mode={mode!r} is not accepted; accepted: 'rgb_array'")
+    self._check_open()
+    frame = self._rgb_frame()
+    if frame is None:
+      frame = self._stacks.observation()[0][..., -self.frame_shape[-1]:]
+    frame = np.asarray(frame, np.uint8)
+    if frame.ndim == 2:
+      frame = frame[..., None]
+    if frame.shape[-1] == 1:
+      frame = np.repeat(frame, 3, axis=-1)
+    return frame[..., :3]
+
+  def _rgb_frame(self):
+    """Entry 0's screen in colour if the backend has one, else None."""
+    return None
+
   # --- helpers for subclasses ----------------------------------------------------------------
 
   def _record_episode(self, i):
@@ -296,6 +320,10 @@ class SerialEnv(TfgapEnv):
       self._on_close()
     if errors:
       raise errors[0]
+
+  def _rgb_frame(self):
+    game = self._games[0] if self._games else None
+    return game.rgb_frame() if hasattr(game, "rgb_frame") else None
 
   @property
   def games(self):

@@ -29,3 +29,8 @@ def describe():
 def report():
   """`tfgap-report`: `python -m tfgap.launch.report` (`--policy` evaluates in environments)."""
   return _run("tfgap.launch.report", renderer=True)
+
+
+def evaluate():
+  """`tfgap-evaluate`: `python -m tfgap.launch.evaluate` (plays policies in environments)."""
+  return _run("tfgap.launch.evaluate", renderer=True)
