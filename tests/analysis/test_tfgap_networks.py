@@ -37,7 +37,10 @@ def _tokenize_weights(d, h):
 
 @pytest.mark.parametrize("bottleneck, kwargs, live, psi_width, streams", [
     ("flatten", {}, H * W * C * 512, 512, 1),
-    ("flatten", {"dueling": True}, 2 * H * W * C * 512, 512, 2),
+    # Dopamine's dueling layout shares psi's 512 layer: one connection, as without dueling.
+    ("flatten", {"dueling": True}, H * W * C * 512, 512, 1),
+    ("flatten", {"dueling": True, "dueling_layout": "separate"}, 2 * H * W * C * 512, 512, 2),
+    ("gap", {"dueling": True, "dueling_layout": "separate"}, 2 * C * 512, 512, 2),
     ("gap", {}, C * 512, 512, 1),
     ("softmoe", {"bottleneck_kwargs": {"num_experts": 2, "expert_hidden": 32}},
      _softmoe_weights(C, 2, 13, 32), 32, 1),  # p = ceil(25 tokens / 2 experts)

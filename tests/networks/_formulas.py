@@ -71,17 +71,23 @@ def bottleneck(name, fmap, **kw):
   raise ValueError(name)
 
 
-def q_head(n_in, units, num_actions, atoms=1, dueling=False, noisy=False):
-  """Parameters of psi: hidden layers then the output layer (two streams when dueling)."""
+def q_head(n_in, units, num_actions, atoms=1, dueling=False, noisy=False, layout="shared"):
+  """Parameters of psi: hidden layers then the output layer.
+
+  Dueling: "shared" hidden layers with a value (atoms) and an advantage (actions x atoms) output
+  layer on top (Dopamine's FullRainbowNetwork), or "separate" streams with their own hidden layers.
+  """
   per = 2 if noisy else 1  # Noisy layers hold mu and sigma for every kernel and bias entry.
 
-  def stream(n_out):
+  def hidden():
     total, width = 0, n_in
     for u in units:
       total += per * dense(width, u)
       width = u
-    return total + per * dense(width, n_out)
+    return total, width
 
-  if dueling:
-    return stream(atoms) + stream(num_actions * atoms)
-  return stream(num_actions * atoms)
+  h, width = hidden()
+  if not dueling:
+    return h + per * dense(width, num_actions * atoms)
+  outputs = per * (dense(width, atoms) + dense(width, num_actions * atoms))
+  return (h if layout == "shared" else 2 * h) + outputs

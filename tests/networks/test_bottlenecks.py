@@ -46,8 +46,9 @@ def test_gap_is_the_spatial_mean():
 @pytest.mark.parametrize("tokenization,kwargs,tokens", [
     ("per_conv", {}, (30, 8)),
     ("per_featuremap", {}, (8, 30)),
-    ("per_patch", dict(patch_size=2), (6, 8)),
+    ("per_patch", dict(patch_size=2), (6, 64)),  # Dopamine's embedding_size 64 by default.
     ("per_patch", dict(patch_size=2, embedding_size=5), (6, 5)),
+    ("per_patch", dict(patch_size=2, embedding_size=None), (6, 8)),  # None: the channels.
     ("per_patch", dict(patch_size=3, patch_embedding="avg_pool"), (2, 8)),
 ])
 @pytest.mark.parametrize("name", ["softmoe", "tokenize"])
@@ -175,7 +176,9 @@ def test_tokenize_shares_one_mlp_over_tokens():
     ("softmoe", dict(expert_hidden=-1), "expert_hidden"),
     ("softmoe", dict(tokenization="per_pixel"), "tokenization='per_pixel' is not accepted"),
     ("softmoe", dict(num_expert=4), "Did you mean 'num_experts'"),
-    ("softmoe", dict(normalize="yes"), "normalize must be True or False"),
+    ("softmoe", dict(normalize="yes"), "normalize='yes' is not accepted; accepted: True, False"),
+    ("softmoe", dict(noisy=1), "noisy=1 is not accepted; accepted: True, False"),
+    ("softmoe", dict(noisy_sigma0=0), "noisy_sigma0=0 is not accepted"),
     ("tokenize", dict(patch_embedding="max"), "patch_embedding='max' is not accepted"),
     ("tokenize", dict(hidden_units=0), "hidden_units"),
     ("gap", dict(num_experts=2), "accepted: none"),

@@ -111,9 +111,22 @@ def test_magnitude_criterion_keeps_the_largest_weights():
 
 def test_psi_layers_all_and_dueling_prune_every_stream():
   net = _net(psi_layers="all", dueling=True)
+  # Shared dueling layout: one hidden layer, value and advantage output layers.
+  assert len(pruning.pruning_wrappers(net)) == 3
+  assert [r["part"] for r in pruning.sparsity_report(net)] == ["psi"] * 3
+  net = _net(psi_layers="all", dueling=True, dueling_layout="separate")
   # Two streams, each a hidden and an output layer.
   assert len(pruning.pruning_wrappers(net)) == 4
   assert [r["part"] for r in pruning.sparsity_report(net)] == ["psi"] * 4
+
+
+def test_dueling_prunes_the_connection_once_when_shared():
+  # psi_layers=1 wraps the layers the bottleneck feeds: the shared hidden layer only.
+  net = _net(dueling=True)
+  assert [networks.common.unwrap(w).name for w in pruning.pruning_wrappers(net)] == ["dense0"]
+  net = _net(dueling=True, dueling_layout="separate")
+  assert [networks.common.unwrap(w).name for w in pruning.pruning_wrappers(net)] == [
+      "value_dense0", "advantage_dense0"]
 
 
 def test_training_calls_fail_without_initialisation_then_pass():

@@ -117,7 +117,8 @@ def test_describe_reports_a_module_it_cannot_import(capsys):
 
 
 def test_dormant_neurons_and_effective_parameters():
-  net = networks.build_q_network(OBS, ACTIONS, bottleneck="maxpool", dueling=True)
+  net = networks.build_q_network(OBS, ACTIONS, bottleneck="maxpool", dueling=True,
+                                 dueling_layout="separate")
   net.create_variables()
   obs = _obs(8)
   report = analysis.dormant_fractions(net, obs, taus=(0.0, 0.1))
@@ -137,6 +138,13 @@ def test_dormant_neurons_and_effective_parameters():
   assert info.live == info.total == info.psi_input_weights == 2 * C * 512
   assert info.dense_equivalent == 2 * H * W * C * 512
   assert info.density == pytest.approx(1.0 / (H * W))
+  # Dopamine's shared dueling layout: one 512 layer reads the pooled features.
+  shared = networks.build_q_network(OBS, ACTIONS, bottleneck="maxpool", dueling=True)
+  shared.create_variables()
+  assert [(l.group, l.num_neurons) for l in analysis.dormant_fractions(shared, obs).layers][3:] == [
+      ("psi", 512)]
+  info = analysis.effective_parameters(shared)
+  assert (info.streams, info.live, info.dense_equivalent) == (1, C * 512, H * W * C * 512)
 
 
 def test_options_come_from_init():

@@ -29,6 +29,9 @@ CASES = {
     "pruned": dict(bottleneck="pruned",
                    bottleneck_kwargs=dict(begin_step=0, end_step=4, frequency=1, prune_phi=True)),
     "categorical_dueling_noisy": dict(bottleneck="gap", num_atoms=5, dueling=True, noisy=True),
+    # Noisy networks make SoftMoE's expert first layers noisy (Dopamine's MoE lab).
+    "softmoe_noisy_experts": dict(bottleneck="softmoe", num_atoms=5, dueling=True, noisy=True,
+                                  bottleneck_kwargs=dict(num_experts=2, expert_hidden=16)),
 }
 
 

@@ -12,9 +12,12 @@ the dense head psi. Flatten gives it H*W*C*dim(psi) weights; the alternatives sh
   `effective_connection` says (by default psi's first-layer kernels, as flatten and gap).
 
 effective density = live / dense-equivalent, the dense-equivalent being the flatten connection of
-the same feature map, H*W*C*dim(psi) per psi stream (two with dueling). dim(psi) is the width of
-psi's first layer, or for softmoe/tokenize the per-token hidden width (512 by default), since they
-replace psi's penultimate layer.
+the same feature map, H*W*C*dim(psi) per psi layer that reads the bottleneck ("streams"): one for
+plain heads and for Dopamine's dueling layout (`dueling_layout="shared"`, the default: one 512
+layer, split only in the output layer), two for `dueling_layout="separate"`. dim(psi) is the
+width of psi's first layer, or for softmoe/tokenize the per-token hidden width (512 by default),
+since they replace psi's penultimate layer. Noisy layers count their mean weights only (their
+sigma weights parametrise the same connections).
 
 Each bottleneck class counts its own connection (`Bottleneck.effective_connection`) with
 tfgap.networks.accounting (layer_params: trainable weights and mask non-zeros; psi_input_layers /
@@ -42,7 +45,7 @@ class EffectiveParameters:
     bottleneck: the network's bottleneck name.
     feature_shape: (H, W, C) of the encoder's feature map.
     psi_width: dim(psi) used for the dense-equivalent.
-    streams: psi streams fed by the bottleneck (2 with dueling).
+    streams: psi layers fed by the bottleneck (1, or 2 with `dueling_layout="separate"`).
     live: live weights of the connection (see module docstring).
     total: the same weights counting masked-out entries.
     dense_equivalent: H*W*C*psi_width*streams.

@@ -78,10 +78,23 @@ def account(obj):
 
 
 def psi_input_layers(obj):
-  """psi's first layer of every stream (two with dueling): the layers the bottleneck feeds."""
-  streams = getattr(getattr(obj, "_head", None), "streams", None)
+  """The layers of psi that read the bottleneck's output, each once.
+
+  One (the first hidden layer) for plain heads and for Dopamine's shared dueling layout; two
+  (each stream's first layer) for `dueling_layout="separate"` or a dueling head without hidden
+  layers.
+  """
+  head = getattr(obj, "_head", None)
+  layers = getattr(head, "input_layers", None)
+  if layers:
+    return list(layers)
+  streams = getattr(head, "streams", None)
   if streams:
-    return [stream[0] for stream in streams if stream]
+    firsts = []
+    for stream in streams:
+      if stream and all(stream[0] is not f for f in firsts):
+        firsts.append(stream[0])
+    return firsts
   psi = obj.parts().get("psi", [])
   if not psi:
     raise ValueError("network.parts()['psi'] is empty; accepted: a network with a dense head")

@@ -31,6 +31,10 @@ from tfgap.networks import common
 
 TOKENIZATIONS = ("per_conv", "per_patch", "per_featuremap")
 PATCH_EMBEDDINGS = ("conv", "avg_pool")
+# per_patch conv embedding width: FullRainbowMoENetwork.embedding_size = 64 (the MoE lab's Rainbow
+# and DER network; NatureDQNMoE too); ImpalaMoE (its DQN network) uses 32
+# (dopamine/labs/moes/architectures/networks.py). It does not scale with the encoder width.
+PATCH_EMBEDDING_SIZE = 64
 
 # Gradual magnitude pruning defaults (Zhu & Gupta 2017 cubic schedule as in deep-RL pruning work:
 # target 95%, begin at 20% and end at 80% of a 2.5M-update run (40M Atari frames, update period 4),
@@ -114,14 +118,17 @@ class Bottleneck(common.Layer):
   def effective_connection(cls, network, parts, feature_shape, psi_input_layers):
     """Weights of the feature map -> psi connection.
 
-    The default reads psi's first layer of every stream, which the bottleneck's output feeds
-    directly (flatten: H*W*C*dim(psi) weights per stream; pooling over H x W: C*dim(psi)).
+    The default reads psi's layers that the bottleneck's output feeds directly (flatten:
+    H*W*C*dim(psi) weights per such layer; pooling over H x W: C*dim(psi)). That is one layer
+    (psi's first hidden layer) for plain heads and Dopamine's shared dueling layout, two for
+    `dueling_layout="separate"`.
 
     Args:
       network: the network (tfgap contract).
       parts: `network.parts()`.
       feature_shape: (H, W, C) of the encoder's feature map.
-      psi_input_layers: psi's first layer of every stream (`accounting.psi_input_layers`).
+      psi_input_layers: psi's layers that read the bottleneck's output
+        (`accounting.psi_input_layers`).
 
     Returns:
       dict with `live` (weights not masked out), `total` (all of them), `width` (the dim(psi) of
@@ -229,11 +236,13 @@ class _Tokenizer(keras.layers.Layer):
 
   per_conv: a token per spatial position (m = H*W, d = C). per_featuremap: a token per channel
   (m = C, d = H*W). per_patch: non-overlapping patch x patch windows (VALID) embedded by a strided
-  conv of `embedding_size` filters (or averaged, `patch_embedding="avg_pool"`), m = patches.
+  conv of `embedding_size` filters (64 as Dopamine; None: C), or averaged
+  (`patch_embedding="avg_pool"`, d = C), m = patches. The embedding conv has no activation and
+  lecun_normal kernels (Flax's default: the lab's `nn.Conv(..., name='embedding')` sets none).
   """
 
   def __init__(self, tokenization="per_conv", patch_size=3, patch_embedding="conv",
-               embedding_size=None, name="tokenizer", **kwargs):
+               embedding_size=PATCH_EMBEDDING_SIZE, name="tokenizer", **kwargs):
     super().__init__(name=name, **kwargs)
     self.tokenization = common.check_name("tokenization", tokenization, TOKENIZATIONS)
     self.patch_size = common.check_positive("patch_size", patch_size, integer=True)
@@ -250,7 +259,7 @@ class _Tokenizer(keras.layers.Layer):
       if self.patch_embedding == "conv" and self.embed is None:
         self.embed = keras.layers.Conv2D(
             self.embedding_size or c, self.patch_size, self.patch_size, padding="valid",
-            name="patch_embedding")
+            kernel_initializer=common.lecun_normal(), name="patch_embedding")
         self.embed.build(tf.TensorShape([None, h, w, c]))
     super().build(input_shape)
 
@@ -300,10 +309,19 @@ class _TokenBottleneck(Bottleneck):
 
   @classmethod
   def effective_connection(cls, network, parts, feature_shape, psi_input_layers):
-    """Their shared per-token weights, counted once; width = the per-token hidden width."""
+    """Their shared per-token weights, counted once; width = the per-token hidden width.
+
+    Noise scales of noisy experts are not counted: they are a second parameter of the same
+    connections (as psi's noisy layers count their kernel_mu only).
+    """
     del network, feature_shape
     layers = parts["bottleneck"]
-    counts = [accounting.layer_params(layer) for layer in layers]
+    counts = []
+    for layer in layers:
+      params, live = accounting.layer_params(layer)
+      noise = sum(int(math.prod(w.shape))
+                  for w in getattr(common.unwrap(layer), "noise_scale_weights", ()))
+      counts.append((params - noise, live - noise))
     widths = [getattr(l, "expert_hidden", None) or getattr(l, "hidden_units", None)
               for l in layers]
     width = next((int(v) for v in widths if v),
@@ -334,11 +352,20 @@ class SoftMoE(_TokenBottleneck):
   -> d on its p slots; output tokens Y = C.S_out `[B, m, d]`, flattened to `[B, m*d]`. With
   `normalize=True` (V-MoE style) the logits use L2-normalised X and Phi (over d) times a learned
   scalar; the slots still mix the raw tokens, as in Dopamine.
+
+  Initialisation as dopamine/labs/moes/architectures: router lecun_normal (softmoe.py
+  `SoftMoE.kernel_init`), expert layers xavier_uniform per expert (networks.py `ExpertModel`),
+  zero biases. `noisy=True` makes every expert's first layer a factorised noisy layer, as the
+  lab's `ExpertModel(noisy=True)` (a `NoisyNetwork`, which the Rainbow/DER network asks for when
+  it is noisy): mu ~ U(+-1/sqrt(d)), sigma = noisy_sigma0/sqrt(d). One noise draw per forward
+  pass, shared by every expert and slot (the lab hands every vmapped expert the same rng key)
+  and over the batch; `set_noise(net, False)` switches it off with psi's noisy layers.
   """
 
   def __init__(self, num_experts=4, slots_per_expert=None, capacity_factor=1.0, expert_hidden=512,
-               tokenization="per_conv", patch_size=3, patch_embedding="conv", embedding_size=None,
-               normalize=False, name="softmoe", **kwargs):
+               tokenization="per_conv", patch_size=3, patch_embedding="conv",
+               embedding_size=PATCH_EMBEDDING_SIZE, normalize=False, noisy=False,
+               noisy_sigma0=common.NOISY_SIGMA0, name="softmoe", **kwargs):
     """Creates the layer.
 
     Args:
@@ -349,8 +376,11 @@ class SoftMoE(_TokenBottleneck):
       tokenization: "per_conv", "per_patch" or "per_featuremap".
       patch_size: per_patch window (and stride).
       patch_embedding: per_patch embedding, "conv" (learned) or "avg_pool".
-      embedding_size: per_patch conv filters (default: the feature map's channels).
+      embedding_size: per_patch conv filters (64 as Dopamine's FullRainbowMoENetwork; its
+        ImpalaMoE uses 32; None: the feature map's channels).
       normalize: L2-normalise tokens and router weights for the logits (learned scale).
+      noisy: factorised noisy expert first layers (set by the builders for noisy networks).
+      noisy_sigma0: their initial noise scale (sigma0 / sqrt(d)), 0.1 as Dopamine.
       name: Keras layer name.
       **kwargs: passed to `keras.layers.Layer`.
     """
@@ -361,15 +391,19 @@ class SoftMoE(_TokenBottleneck):
     self.slots_per_expert = slots_per_expert
     self.capacity_factor = common.check_positive("capacity_factor", capacity_factor)
     self.expert_hidden = common.check_positive("expert_hidden", expert_hidden, integer=True)
-    if not isinstance(normalize, bool):
-      raise ValueError(f"normalize must be True or False; got {normalize!r}.")
+    for key, value in (("normalize", normalize), ("noisy", noisy)):
+      if not isinstance(value, bool):
+        checks.reject(key, value, "True, False")
     self.normalize = normalize
+    self.noisy = noisy
+    self.noisy_sigma0 = common.check_positive("noisy_sigma0", noisy_sigma0)
+    self.noise_scale_weights = []
     self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size)
     self._kwargs = dict(num_experts=num_experts, slots_per_expert=slots_per_expert,
                         capacity_factor=capacity_factor, expert_hidden=expert_hidden,
                         tokenization=tokenization, patch_size=patch_size,
                         patch_embedding=patch_embedding, embedding_size=embedding_size,
-                        normalize=normalize)
+                        normalize=normalize, noisy=noisy, noisy_sigma0=noisy_sigma0)
 
   def num_slots(self, num_tokens):
     """p for m tokens."""
@@ -384,11 +418,27 @@ class SoftMoE(_TokenBottleneck):
         "router", shape=[d, n, p], initializer=keras.initializers.LecunNormal())
     if self.normalize:
       self.router_scale = self.add_weight("router_scale", shape=[], initializer="ones")
-    # Per-expert Glorot limits: Keras' initializers would count n into the fans of a 3-D kernel.
-    self.w_in = self.add_weight(
-        "expert_kernel_in", shape=[n, d, h],
-        initializer=keras.initializers.RandomUniform(*_sym(common.glorot_limit(d, h))))
-    self.b_in = self.add_weight("expert_bias_in", shape=[n, h], initializer="zeros")
+    if self.noisy:
+      # NoisyNetwork per expert (fan_in d): mu ~ U(+-1/sqrt(d)) for kernel and bias.
+      bound, sigma = common.noisy_init(d, self.noisy_sigma0)
+      self.w_in = self.add_weight("expert_kernel_in", shape=[n, d, h],
+                                  initializer=keras.initializers.RandomUniform(-bound, bound))
+      self.b_in = self.add_weight("expert_bias_in", shape=[n, h],
+                                  initializer=keras.initializers.RandomUniform(-bound, bound))
+      self.w_in_sigma = self.add_weight("expert_kernel_in_sigma", shape=[n, d, h],
+                                        initializer=keras.initializers.Constant(sigma))
+      self.b_in_sigma = self.add_weight("expert_bias_in_sigma", shape=[n, h],
+                                        initializer=keras.initializers.Constant(sigma))
+      self.noise_enabled = self.add_weight("noise_enabled", shape=[], initializer="ones",
+                                           trainable=False)
+      self.noise_scale_weights = [self.w_in_sigma, self.b_in_sigma]
+    else:
+      # Per-expert Glorot limits: Keras' initializers would count n into the fans of a 3-D
+      # kernel.
+      self.w_in = self.add_weight(
+          "expert_kernel_in", shape=[n, d, h],
+          initializer=keras.initializers.RandomUniform(*_sym(common.glorot_limit(d, h))))
+      self.b_in = self.add_weight("expert_bias_in", shape=[n, h], initializer="zeros")
     self.w_out = self.add_weight(
         "expert_kernel_out", shape=[n, h, d],
         initializer=keras.initializers.RandomUniform(*_sym(common.glorot_limit(h, d))))
@@ -412,7 +462,14 @@ class SoftMoE(_TokenBottleneck):
     """The mixture on tokens `[B, m, d]` -> output tokens `[B, m, d]` (and expert activations)."""
     dispatch, combine = self.routing(tokens)
     slots = tf.einsum("bmnp,bmd->bnpd", dispatch, tokens)
-    hidden = tf.nn.relu(tf.einsum("bnpd,ndh->bnph", slots, self.w_in) + self.b_in[:, None, :])
+    pre = tf.einsum("bnpd,ndh->bnph", slots, self.w_in) + self.b_in[:, None, :]
+    if self.noisy:
+      # Factorised noise as NoisyDense: (x * f(e_in)) W_sigma * f(e_out) + b_sigma * f(e_out).
+      e_in = common.factorised_noise(self.token_dim, slots.dtype)
+      e_out = common.factorised_noise(self.expert_hidden, slots.dtype) * self.noise_enabled
+      pre += (tf.einsum("bnpd,ndh->bnph", slots * e_in, self.w_in_sigma)
+              + self.b_in_sigma[:, None, :]) * e_out
+    hidden = tf.nn.relu(pre)
     out = tf.einsum("bnph,nhd->bnpd", hidden, self.w_out) + self.b_out[:, None, :]
     mixed = tf.einsum("bnpd,bmnp->bmd", out, combine)
     return (mixed, hidden) if return_hidden else mixed
@@ -434,6 +491,8 @@ class SoftMoE(_TokenBottleneck):
              + 2 * m * n * p * d      # dispatch: slots = D^T X
              + 2 * n * p * d * h * 2  # expert MLPs (in and out)
              + 2 * m * n * p * d)     # combine: Y = C S_out
+    if self.noisy:
+      flops += 2 * n * p * d * h      # the noise matmul of the experts' first layers
     return [(self, flops)], (m * d,)
 
 
@@ -451,14 +510,17 @@ class TokenMLP(_TokenBottleneck):
   """
 
   def __init__(self, hidden_units=512, output_units=None, tokenization="per_conv", patch_size=3,
-               patch_embedding="conv", embedding_size=None, name="tokenize", **kwargs):
+               patch_embedding="conv", embedding_size=PATCH_EMBEDDING_SIZE, name="tokenize",
+               **kwargs):
     super().__init__(name=name, **kwargs)
     self.hidden_units = common.check_positive("hidden_units", hidden_units, integer=True)
     if output_units is not None:
       checks.check_int("output_units", output_units, low=0)  # 0: no projection.
     self.output_units = output_units
     self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size)
-    self.token_hidden = keras.layers.Dense(hidden_units, activation="relu", name="token_hidden")
+    # xavier_uniform as one SoftMoE expert (dopamine/labs/moes/architectures/networks.py).
+    self.token_hidden = keras.layers.Dense(hidden_units, activation="relu", name="token_hidden",
+                                           kernel_initializer=common.glorot_uniform())
     self.token_out = None
     self._kwargs = dict(hidden_units=hidden_units, output_units=output_units,
                         tokenization=tokenization, patch_size=patch_size,
@@ -468,7 +530,8 @@ class TokenMLP(_TokenBottleneck):
     _, d = self._build_tokenizer(input_shape)
     self.token_hidden.build(tf.TensorShape([None, d]))
     if self.output_units != 0:
-      self.token_out = keras.layers.Dense(self.output_units or d, name="token_out")
+      self.token_out = keras.layers.Dense(self.output_units or d, name="token_out",
+                                          kernel_initializer=common.glorot_uniform())
       self.token_out.build(tf.TensorShape([None, self.hidden_units]))
     super().build(input_shape)
 
@@ -607,8 +670,9 @@ def make_bottleneck(name, **kwargs):
       `register_bottleneck`.
     **kwargs: the bottleneck's options: softmoe: num_experts (4), slots_per_expert (None: from
       capacity_factor 1.0), expert_hidden (512), tokenization ("per_conv", "per_patch",
-      "per_featuremap"), patch_size (3), patch_embedding ("conv" or "avg_pool"), embedding_size,
-      normalize (False). tokenize: hidden_units (512), output_units (None: token width),
+      "per_featuremap"), patch_size (3), patch_embedding ("conv" or "avg_pool"), embedding_size
+      (64; None: the feature map's channels), normalize (False), noisy (False; the builders set
+      it for noisy networks), noisy_sigma0 (0.1). tokenize: hidden_units (512), output_units (None: token width),
       tokenization and patch options as softmoe. pruned: target_sparsity (0.95), begin_step,
       end_step, frequency (mask update every that many steps), power (3, cubic), initial_sparsity
       (0), prune_phi (False), psi_layers (1 or "all"), wrap (True; False builds the same layers

@@ -84,11 +84,21 @@ class _Body:
   """The pieces every tfgap network shares: encoder, bottleneck and pruning settings."""
 
   def __init__(self, observation_spec, encoder, width_scale, padding, num_stacks,
-               blocks_per_stack, bottleneck, bottleneck_kwargs):
+               blocks_per_stack, bottleneck, bottleneck_kwargs, noisy=False,
+               noisy_sigma0=common.NOISY_SIGMA0):
     check_observation_spec(observation_spec)
-    self.bottleneck_name = bottlenecks_lib.bottleneck_class(bottleneck).bottleneck_name
-    self.bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name,
-                                                      **dict(bottleneck_kwargs or {}))
+    cls = bottlenecks_lib.bottleneck_class(bottleneck)
+    self.bottleneck_name = cls.bottleneck_name
+    options = dict(bottleneck_kwargs or {})
+    # A noisy network makes the bottleneck's own dense layers noisy when it has that option
+    # (SoftMoE's expert first layers, as the MoE lab's `_maybe_create_moe_module(noisy=...)`);
+    # `bottleneck_kwargs` may still set it explicitly.
+    accepted = cls.accepted_options()
+    if noisy and "noisy" in accepted:
+      options.setdefault("noisy", True)
+    if "noisy_sigma0" in accepted:
+      options.setdefault("noisy_sigma0", noisy_sigma0)
+    self.bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name, **options)
     config = getattr(self.bottleneck, "prune_config", None)
     self.prune = config if config and config["wrap"] else None
     self.encoder_name = common.check_name("encoder", encoder, encoders_lib.ENCODERS)
@@ -145,9 +155,11 @@ class _ContractMixin:
   def activations(self, observation, training=False):
     """[(group, layer_name, post-activation tensor)] for every layer with neurons.
 
-    Convs: ReLU of the conv's output `[B, H, W, C]`; SoftMoE: every expert's hidden layer
-    `[B, slots, hidden]`; tokenize: the shared hidden layer `[B, tokens, hidden]`; psi: hidden
-    dense layers `[B, units]` (the output layer is the network's output and is not listed).
+    Convs: ReLU of the conv's output `[B, H, W, C]` (Impala, as ReDo measures it: the stack conv
+    after its max-pool, a block's second conv after the residual add); SoftMoE: every expert's
+    hidden layer `[B, slots, hidden]`; tokenize: the shared hidden layer `[B, tokens, hidden]`;
+    psi: hidden dense layers `[B, units]` (the output layer is the network's output and is not
+    listed).
     """
     feats, acts = self._body_activations(observation, training)
     _, head = self._head.call_with_activations(feats, training=training)
@@ -185,17 +197,18 @@ class _QNetworkBase(_ContractMixin, network.Network):
 
   def _init_q(self, input_tensor_spec, action_spec, num_atoms, encoder, width_scale, padding,
               num_stacks, blocks_per_stack, bottleneck, bottleneck_kwargs, head_units,
-              head_scale, dueling, noisy, name):
+              head_scale, dueling, dueling_layout, noisy, noisy_sigma0, name):
     num_actions = _num_actions(action_spec)
     if num_atoms is not None:
       common.check_positive("num_atoms", num_atoms, integer=True)
     body = _Body(input_tensor_spec, encoder, width_scale, padding, num_stacks, blocks_per_stack,
-                 bottleneck, bottleneck_kwargs)
+                 bottleneck, bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0)
     units = resolve_head_units(head_units, body.bottleneck_name, head_scale)
     prune, prune_layers = body.head_prune()
     network.Network.__init__(self, input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
     head = heads_lib.DenseHead(units, num_actions=num_actions, num_atoms=num_atoms,
-                               dueling=dueling, noisy=noisy, prune=prune,
+                               dueling=dueling, dueling_layout=dueling_layout, noisy=noisy,
+                               noisy_sigma0=noisy_sigma0, prune=prune,
                                prune_layers=prune_layers)
     self._num_actions = num_actions
     self._setup(body, width_scale, head)
@@ -216,11 +229,12 @@ class PixelQNetwork(_QNetworkBase):
   def __init__(self, input_tensor_spec, action_spec, encoder="nature", width_scale=1.0,
                padding="SAME", num_stacks=3, blocks_per_stack=2, bottleneck="flatten",
                bottleneck_kwargs=None, head_units=None, head_scale=1.0, dueling=False,
-               noisy=False, name="PixelQNetwork"):
+               dueling_layout="shared", noisy=False, noisy_sigma0=common.NOISY_SIGMA0,
+               name="PixelQNetwork"):
     """Creates the network (see `build_q_network` for the arguments)."""
     self._init_q(input_tensor_spec, action_spec, None, encoder, width_scale, padding, num_stacks,
                  blocks_per_stack, bottleneck, bottleneck_kwargs, head_units, head_scale, dueling,
-                 noisy, name)
+                 dueling_layout, noisy, noisy_sigma0, name)
 
 
 class PixelCategoricalQNetwork(_QNetworkBase):
@@ -233,11 +247,12 @@ class PixelCategoricalQNetwork(_QNetworkBase):
   def __init__(self, input_tensor_spec, action_spec, num_atoms=51, encoder="nature",
                width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,
                bottleneck="flatten", bottleneck_kwargs=None, head_units=None, head_scale=1.0,
-               dueling=False, noisy=False, name="PixelCategoricalQNetwork"):
+               dueling=False, dueling_layout="shared", noisy=False,
+               noisy_sigma0=common.NOISY_SIGMA0, name="PixelCategoricalQNetwork"):
     """Creates the network (see `build_categorical_q_network`)."""
     self._init_q(input_tensor_spec, action_spec, num_atoms, encoder, width_scale, padding,
                  num_stacks, blocks_per_stack, bottleneck, bottleneck_kwargs, head_units,
-                 head_scale, dueling, noisy, name)
+                 head_scale, dueling, dueling_layout, noisy, noisy_sigma0, name)
 
   @property
   def num_atoms(self):
@@ -379,7 +394,8 @@ class PixelActorNetwork(_ContractMixin, network.DistributionNetwork):
 def build_q_network(observation_spec, action_spec, encoder="nature", width_scale=1.0,
                     bottleneck="flatten", bottleneck_kwargs=None, head_units=None, dueling=False,
                     noisy=False, padding="SAME", num_stacks=3, blocks_per_stack=2,
-                    head_scale=1.0, name="PixelQNetwork"):
+                    head_scale=1.0, dueling_layout="shared", noisy_sigma0=common.NOISY_SIGMA0,
+                    name="PixelQNetwork"):
   """A TF-Agents Q-network (DqnAgent's `q_network`).
 
   Args:
@@ -393,12 +409,17 @@ def build_q_network(observation_spec, action_spec, encoder="nature", width_scale
     head_units: psi's hidden widths (depth = length). None: the bottleneck's default, (512,) for
       flatten/gap/pruned, () for softmoe/tokenize (their per-token MLPs replace the penultimate
       layer, as in Dopamine).
-    dueling: value/advantage streams.
-    noisy: NoisyDense layers in psi (Rainbow).
+    dueling: value and advantage outputs combined as V + A - mean_a A.
+    noisy: NoisyDense layers in psi (Rainbow); a SoftMoE bottleneck's expert first layers are
+      noisy too (Dopamine's MoE lab), unless `bottleneck_kwargs` sets its `noisy` option.
     padding: "SAME" or "VALID" (nature only).
     num_stacks: impala depth (stacks).
     blocks_per_stack: impala depth (residual blocks per stack).
     head_scale: positive multiplier of psi's widths (its own scale, independent of width_scale).
+    dueling_layout: "shared" (Dopamine's FullRainbowNetwork: one set of hidden layers, value and
+      advantage split in the output layer) or "separate" (each stream has its own hidden layers).
+    noisy_sigma0: initial noise scale of noisy layers, sigma = noisy_sigma0 / sqrt(fan_in) (0.1
+      as Dopamine's NoisyNetwork; 0.5 in Fortunato et al.).
     name: network name.
 
   Returns:
@@ -407,7 +428,8 @@ def build_q_network(observation_spec, action_spec, encoder="nature", width_scale
   return PixelQNetwork(observation_spec, action_spec, encoder=encoder, width_scale=width_scale,
                        padding=padding, num_stacks=num_stacks, blocks_per_stack=blocks_per_stack,
                        bottleneck=bottleneck, bottleneck_kwargs=bottleneck_kwargs,
-                       head_units=head_units, head_scale=head_scale, dueling=dueling, noisy=noisy,
+                       head_units=head_units, head_scale=head_scale, dueling=dueling,
+                       dueling_layout=dueling_layout, noisy=noisy, noisy_sigma0=noisy_sigma0,
                        name=name)
 
 
@@ -415,6 +437,7 @@ def build_categorical_q_network(observation_spec, action_spec, num_atoms=51, enc
                                 width_scale=1.0, bottleneck="flatten", bottleneck_kwargs=None,
                                 head_units=None, dueling=False, noisy=False, padding="SAME",
                                 num_stacks=3, blocks_per_stack=2, head_scale=1.0,
+                                dueling_layout="shared", noisy_sigma0=common.NOISY_SIGMA0,
                                 name="PixelCategoricalQNetwork"):
   """A C51 network for CategoricalDqnAgent: logits `[B, num_actions, num_atoms]`.
 
@@ -425,7 +448,8 @@ def build_categorical_q_network(observation_spec, action_spec, num_atoms=51, enc
       width_scale=width_scale, padding=padding, num_stacks=num_stacks,
       blocks_per_stack=blocks_per_stack, bottleneck=bottleneck,
       bottleneck_kwargs=bottleneck_kwargs, head_units=head_units, head_scale=head_scale,
-      dueling=dueling, noisy=noisy, name=name)
+      dueling=dueling, dueling_layout=dueling_layout, noisy=noisy, noisy_sigma0=noisy_sigma0,
+      name=name)
 
 
 def build_actor_network(observation_spec, action_spec, encoder="nature", width_scale=1.0,
@@ -473,7 +497,8 @@ def build_keras_model(observation_shape=(84, 84, 4), num_actions=18, encoder="na
                       width_scale=1.0, bottleneck="flatten", bottleneck_kwargs=None,
                       head_units=None, dueling=False, noisy=False, num_atoms=None,
                       padding="SAME", num_stacks=3, blocks_per_stack=2, head_scale=1.0,
-                      observation_dtype="uint8", name="tfgap_q_model"):
+                      observation_dtype="uint8", dueling_layout="shared",
+                      noisy_sigma0=common.NOISY_SIGMA0, name="tfgap_q_model"):
   """A plain functional Keras Model: frames `[B, *observation_shape]` -> Q `[B, num_actions]`.
 
   With `num_atoms` the output is logits `[B, num_actions, num_atoms]`. The model's top-level layers
@@ -484,12 +509,13 @@ def build_keras_model(observation_shape=(84, 84, 4), num_actions=18, encoder="na
   dtype = tf.as_dtype(observation_dtype)
   spec = tf.TensorSpec(tuple(observation_shape), dtype)
   body = _Body(spec, encoder, width_scale, padding, num_stacks, blocks_per_stack, bottleneck,
-               bottleneck_kwargs)
+               bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0)
   units = resolve_head_units(head_units, body.bottleneck_name, head_scale)
   common.check_positive("num_actions", num_actions, integer=True)
   prune, prune_layers = body.head_prune()
   head = heads_lib.DenseHead(units, num_actions=num_actions, num_atoms=num_atoms, dueling=dueling,
-                             noisy=noisy, prune=prune, prune_layers=prune_layers)
+                             dueling_layout=dueling_layout, noisy=noisy,
+                             noisy_sigma0=noisy_sigma0, prune=prune, prune_layers=prune_layers)
   inputs = keras.Input(shape=tuple(observation_shape), dtype=dtype, name="observation")
   outputs = head(body.bottleneck(body.encoder(inputs)))
   return keras.Model(inputs, outputs, name=name)

@@ -100,6 +100,41 @@ def as_float_pixels(x):
   return tf.cast(x, tf.float32) / 255.0
 
 
+# Initial noise scale of noisy layers: sigma = NOISY_SIGMA0 / sqrt(fan_in) for kernel and bias.
+# Dopamine's NoisyNetwork uses 0.1 (dopamine/jax/networks.py, NoisyNetwork.sigma_init); Fortunato
+# et al. (2018) give 0.5 for factorised noise.
+NOISY_SIGMA0 = 0.1
+
+
+def noisy_init(fan_in, sigma0):
+  """(mu bound, sigma) of a noisy layer with `fan_in` inputs: mu ~ U(-bound, bound), sigma const.
+
+  As Dopamine's NoisyNetwork: mu_init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernel and bias,
+  sigma_init = sigma0 / sqrt(fan_in) (dopamine/jax/networks.py).
+  """
+  scale = 1.0 / math.sqrt(fan_in)
+  return scale, sigma0 * scale
+
+
+def factorised_noise(size, dtype):
+  """f(e) = sign(e) sqrt(|e|) of a fresh e ~ N(0, I_size) (Fortunato et al. 2018, eqs. 10-11)."""
+  e = tf.random.normal([size], dtype=dtype)
+  return tf.sign(e) * tf.sqrt(tf.abs(e))
+
+
+def glorot_uniform():
+  """Flax `xavier_uniform` (Dopamine's explicit kernel_init) is Keras' GlorotUniform.
+
+  A fresh instance per layer: Keras warns that a reused unseeded initializer repeats its values.
+  """
+  return keras.initializers.GlorotUniform()
+
+
+def lecun_normal():
+  """Flax's default kernel_init `lecun_normal` (truncated normal, fan_in) is Keras' LecunNormal."""
+  return keras.initializers.LecunNormal()
+
+
 def glorot_limit(fan_in, fan_out):
   """Glorot-uniform limit for a [fan_in, fan_out] matrix (per expert, not over the batch axis)."""
   return math.sqrt(6.0 / (fan_in + fan_out))

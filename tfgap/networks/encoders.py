@@ -49,9 +49,10 @@ class NatureEncoder(common.Layer):
     self._prune = dict(prune) if prune else None
     self.convs = []
     for i, (channels, kernel, stride) in enumerate(NATURE_CONVS):
+      # xavier_uniform as Dopamine's NatureDQNNetwork / FullRainbowNetwork convs.
       conv = keras.layers.Conv2D(
           common.scaled(channels, width_scale), kernel, stride, padding=self._padding,
-          activation="relu", name=f"conv{i}")
+          activation="relu", kernel_initializer=common.glorot_uniform(), name=f"conv{i}")
       self.convs.append(common.maybe_prune(conv, self._prune))
 
   def build(self, input_shape):
@@ -113,7 +114,14 @@ class ImpalaEncoder(common.Layer):
 
   Stack i has 16 (first) or 32 (later) channels times width_scale; each residual block is
   ReLU, conv 3x3, ReLU, conv 3x3, add. All convs and pools use SAME padding, so 84x84 maps to
-  11x11 with three stacks.
+  11x11 with three stacks. Initialisers as dopamine/jax/networks.py `Stack`: the stack conv
+  xavier_uniform, the residual convs Flax's default lecun_normal (they set no kernel_init).
+
+  `call_with_activations` reports what the ReDo lab measures (dopamine/labs/redo/networks.py
+  `Stack`): for the stack conv relu(max_pool(conv)), the first block's input; for a block's
+  first conv relu(conv0); for its second conv the residual sum relu(x + conv1), the next
+  block's input. (ReDo does not record the last block's sum of a stack; tfgap does, so every
+  conv has one entry.)
   """
 
   def __init__(self, width_scale=1.0, num_stacks=3, blocks_per_stack=2, padding="SAME",
@@ -148,15 +156,16 @@ class ImpalaEncoder(common.Layer):
     for s in range(self.num_stacks):
       base = IMPALA_FIRST_CHANNELS if s == 0 else IMPALA_CHANNELS
       channels = common.scaled(base, width_scale)
-      self.stack_convs.append(self._conv(channels, f"s{s}_conv"))
+      self.stack_convs.append(self._conv(channels, f"s{s}_conv", common.glorot_uniform()))
       blocks = []
       for b in range(self.blocks_per_stack):
-        blocks.append((self._conv(channels, f"s{s}_b{b}_conv0"),
-                       self._conv(channels, f"s{s}_b{b}_conv1")))
+        blocks.append((self._conv(channels, f"s{s}_b{b}_conv0", common.lecun_normal()),
+                       self._conv(channels, f"s{s}_b{b}_conv1", common.lecun_normal())))
       self.block_convs.append(blocks)
 
-  def _conv(self, channels, name):
-    conv = keras.layers.Conv2D(channels, 3, 1, padding="same", name=name)
+  def _conv(self, channels, name, initializer):
+    conv = keras.layers.Conv2D(channels, 3, 1, padding="same", kernel_initializer=initializer,
+                               name=name)
     return common.maybe_prune(conv, self._prune)
 
   def build(self, input_shape):
@@ -179,18 +188,17 @@ class ImpalaEncoder(common.Layer):
     for s in range(self.num_stacks):
       conv = self.stack_convs[s]
       x = conv(x, training=training)
-      if collect:
-        acts.append((common.unwrap(conv).name, tf.nn.relu(x)))
       x = tf.nn.max_pool2d(x, ksize=3, strides=2, padding="SAME")
+      if collect:  # ReDo: after the pooling.
+        acts.append((common.unwrap(conv).name, tf.nn.relu(x)))
       for conv0, conv1 in self.block_convs[s]:
         y = conv0(tf.nn.relu(x), training=training)
         y = tf.nn.relu(y)
         if collect:
           acts.append((common.unwrap(conv0).name, y))
-        y = conv1(y, training=training)
-        if collect:
-          acts.append((common.unwrap(conv1).name, tf.nn.relu(y)))
-        x = x + y
+        x = x + conv1(y, training=training)
+        if collect:  # ReDo: after the residual add.
+          acts.append((common.unwrap(conv1).name, tf.nn.relu(x)))
     return tf.nn.relu(x), acts
 
   def call(self, inputs, training=False):

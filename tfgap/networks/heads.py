@@ -1,15 +1,17 @@
 """Dense heads (psi): plain, dueling and categorical outputs, with optional noisy layers.
 
 `DenseHead` is one Keras layer holding every dense layer of psi, so that networks and plain Keras
-models share it; `NoisyDense` implements factorised Gaussian noise (Fortunato et al. 2018).
+models share it; `NoisyDense` implements factorised Gaussian noise (Fortunato et al. 2018) with
+Dopamine's initialisation (dopamine/jax/networks.py, NoisyNetwork).
 """
-
-import math
 
 import tensorflow as tf
 
 from tfgap.compat import keras
 from tfgap.networks import common
+
+# How a dueling head splits (see `DenseHead`).
+DUELING_LAYOUTS = ("shared", "separate")
 
 
 class NoisyDense(keras.layers.Layer):
@@ -17,12 +19,14 @@ class NoisyDense(keras.layers.Layer):
 
   y = x W_mu + b_mu + enabled * (((x * f(e_in)) W_sigma) * f(e_out) + b_sigma * f(e_out)),
   f(e) = sign(e) sqrt(|e|), with e_in ~ N(0, I_p), e_out ~ N(0, I_q) drawn at every call and shared
-  over the batch. mu ~ U(-1/sqrt(p), 1/sqrt(p)); sigma = sigma0 / sqrt(p). The noise is on at every
+  over the batch. Initialisation as Dopamine's NoisyNetwork (dopamine/jax/networks.py):
+  mu ~ U(-1/sqrt(p), 1/sqrt(p)) and sigma = sigma0 / sqrt(p), constant, for kernel and bias, with
+  sigma0 = 0.1 by default (Fortunato et al. give 0.5: pass `sigma0=0.5`). The noise is on at every
   call (acting included, as Rainbow explores through it); `set_noise(net, False)` switches it off
   (e.g. for evaluation) through a non-trainable variable, without retracing.
   """
 
-  def __init__(self, units, activation=None, sigma0=0.5, **kwargs):
+  def __init__(self, units, activation=None, sigma0=common.NOISY_SIGMA0, **kwargs):
     super().__init__(**kwargs)
     self.units = common.check_positive("units", units, integer=True)
     self.activation = keras.activations.get(activation)
@@ -30,8 +34,7 @@ class NoisyDense(keras.layers.Layer):
 
   def build(self, input_shape):
     p = int(tf.TensorShape(input_shape)[-1])
-    bound = 1.0 / math.sqrt(p)
-    sigma = self.sigma0 / math.sqrt(p)
+    bound, sigma = common.noisy_init(p, self.sigma0)
     # A fresh initializer per weight: Keras warns that a reused unseeded one repeats its values.
     self.kernel_mu = self.add_weight("kernel_mu", shape=[p, self.units],
                                      initializer=keras.initializers.RandomUniform(-bound, bound))
@@ -47,12 +50,8 @@ class NoisyDense(keras.layers.Layer):
 
   def call(self, inputs):
     p = self.kernel_mu.shape[0]
-
-    def f(e):
-      return tf.sign(e) * tf.sqrt(tf.abs(e))
-
-    e_in = f(tf.random.normal([p], dtype=inputs.dtype))
-    e_out = f(tf.random.normal([self.units], dtype=inputs.dtype)) * self.noise_enabled
+    e_in = common.factorised_noise(p, inputs.dtype)
+    e_out = common.factorised_noise(self.units, inputs.dtype) * self.noise_enabled
     y = tf.matmul(inputs, self.kernel_mu) + self.bias_mu
     y += tf.matmul(inputs * e_in, self.kernel_sigma) * e_out + self.bias_sigma * e_out
     return self.activation(y)
@@ -69,10 +68,15 @@ class NoisyDense(keras.layers.Layer):
 
 
 def set_noise(obj, enabled):
-  """Turns the noise of every NoisyDense inside `obj` (network, model or layer) on or off."""
+  """Turns the noise of every noisy layer inside `obj` (network, model or layer) on or off.
+
+  Noisy layers are those holding a `noise_enabled` switch: `NoisyDense` and a SoftMoE bottleneck
+  with noisy experts.
+  """
   for layer in _all_layers(obj):
-    if isinstance(layer, NoisyDense) and layer.built:
-      layer.noise_enabled.assign(1.0 if enabled else 0.0)
+    switch = getattr(layer, "noise_enabled", None)
+    if switch is not None and layer.built:
+      switch.assign(1.0 if enabled else 0.0)
 
 
 def _all_layers(obj):
@@ -86,21 +90,33 @@ class DenseHead(common.Layer):
 
   Outputs: `[B, num_actions]` (Q-values or a scalar with num_actions=1), `[B, num_actions,
   num_atoms]` logits when num_atoms is set, or the last hidden layer when num_actions is None.
-  Dueling builds a value and an advantage stream, each with its own hidden layers, and combines
-  them as V + A - mean_a A (per atom for categorical heads, as Dopamine's Rainbow).
+  Dueling combines a value and an advantage output as V + A - mean_a A (per atom for categorical
+  heads). `dueling_layout="shared"` (default) is Dopamine's: the hidden layers are shared and only
+  the output layer splits into value `Dense(atoms)` and advantage `Dense(A * atoms)`, both reading
+  the last hidden layer (dopamine/jax/networks.py, FullRainbowNetwork; the MoE lab's
+  FullRainbowMoENetwork). `"separate"` gives each stream its own hidden layers (Wang et al. 2016).
+
+  Layers: `trunk` (hidden layers every output reads) and `branches` (per output, its own layers
+  ending with its output layer); `streams` is each output's full path from the head's input.
   """
 
   def __init__(self, hidden_units=(512,), num_actions=None, num_atoms=None, dueling=False,
-               noisy=False, prune=None, prune_layers=1, name="psi", **kwargs):
+               dueling_layout="shared", noisy=False, noisy_sigma0=common.NOISY_SIGMA0,
+               prune=None, prune_layers=1, name="psi", **kwargs):
     """Creates the head.
 
     Args:
       hidden_units: widths of the hidden layers (depth = its length).
       num_actions: output width (Q per action); None for no output layer.
       num_atoms: categorical: output logits `[num_actions, num_atoms]`.
-      dueling: value and advantage streams.
+      dueling: value and advantage outputs.
+      dueling_layout: "shared" (Dopamine: one set of hidden layers, split in the output layer)
+        or "separate" (each stream has its own hidden layers).
       noisy: NoisyDense instead of Dense everywhere in psi.
-      prune: None or a pruning config dict; wraps the first `prune_layers` layers of every stream.
+      noisy_sigma0: initial noise scale of the noisy layers (sigma = sigma0 / sqrt(fan_in));
+        0.1 as Dopamine.
+      prune: None or a pruning config dict; wraps the first `prune_layers` layers of every
+        stream (a shared layer once).
       prune_layers: positive int or "all".
       name: Keras layer name.
       **kwargs: passed to `keras.layers.Layer`.
@@ -111,6 +127,8 @@ class DenseHead(common.Layer):
       common.check_positive("num_actions", num_actions, integer=True)
     if num_atoms is not None:
       common.check_positive("num_atoms", num_atoms, integer=True)
+    self.dueling_layout = common.check_name("dueling_layout", dueling_layout, DUELING_LAYOUTS)
+    self.noisy_sigma0 = common.check_positive("noisy_sigma0", noisy_sigma0)
     if dueling and num_actions is None:
       raise ValueError("dueling=True needs an output layer (num_actions); got num_actions=None.")
     if num_actions is None and not self.hidden_units:
@@ -120,61 +138,91 @@ class DenseHead(common.Layer):
     self._prune = dict(prune) if prune else None
     self._prune_layers = prune_layers
     atoms = num_atoms or 1
-    if dueling:
-      self.streams = [self._stream("value", atoms), self._stream("advantage", num_actions * atoms)]
+    self.trunk, self.branches = [], []
+    if self.dueling and self.dueling_layout == "separate":
+      depth = len(self.hidden_units)
+      self.branches = [
+          self._hidden("value_") + [self._dense(atoms, None, "value", depth)],
+          self._hidden("advantage_") + [
+              self._dense(num_actions * atoms, None, "advantage", depth)]]
     else:
-      self.streams = [self._stream("", None if num_actions is None else num_actions * atoms)]
+      self.trunk = self._hidden("")
+      depth = len(self.trunk)
+      if self.dueling:
+        self.branches = [[self._dense(atoms, None, "value", depth)],
+                         [self._dense(num_actions * atoms, None, "advantage", depth)]]
+      elif num_actions is not None:
+        name = "logits" if num_atoms else "output"
+        self.branches = [[self._dense(num_actions * atoms, None, name, depth)]]
 
-  def _dense(self, units, activation, name, index):
+  def _dense(self, units, activation, name, depth):
+    """A psi layer at position `depth` of its stream (pruned when depth < prune_layers)."""
     if self.noisy:
-      layer = NoisyDense(units, activation=activation, name=name)
+      layer = NoisyDense(units, activation=activation, sigma0=self.noisy_sigma0, name=name)
     else:
-      layer = keras.layers.Dense(units, activation=activation, name=name)
-    pruned = self._prune_layers == "all" or index < self._prune_layers
+      # Dopamine's dense layers (hidden and output) take xavier_uniform kernels, zero biases.
+      layer = keras.layers.Dense(units, activation=activation, name=name,
+                                 kernel_initializer=common.glorot_uniform())
+    pruned = self._prune_layers == "all" or depth < self._prune_layers
     return common.maybe_prune(layer, self._prune if pruned else None)
 
-  def _stream(self, prefix, out_units):
-    pre = f"{prefix}_" if prefix else ""
-    layers = [self._dense(u, "relu", f"{pre}dense{i}", i)
-              for i, u in enumerate(self.hidden_units)]
-    if out_units is not None:
-      out_name = prefix or ("logits" if self.num_atoms else "output")
-      layers.append(self._dense(out_units, None, out_name, len(layers)))
-    return layers
+  def _hidden(self, prefix):
+    return [self._dense(u, "relu", f"{prefix}dense{i}", i)
+            for i, u in enumerate(self.hidden_units)]
+
+  @property
+  def streams(self):
+    """Each output's layers from the head's input to it (shared layers appear in every one)."""
+    if not self.branches:
+      return [list(self.trunk)]
+    return [list(self.trunk) + list(branch) for branch in self.branches]
+
+  @property
+  def input_layers(self):
+    """The layers that read the head's input (the bottleneck's output), each once."""
+    if self.trunk:
+      return [self.trunk[0]]
+    return [branch[0] for branch in self.branches]
 
   @property
   def dense_layers(self):
-    return [layer for stream in self.streams for layer in stream]
+    return list(self.trunk) + [layer for branch in self.branches for layer in branch]
 
   @property
   def layers_with_neurons(self):
     """Hidden layers (the output layer's 'neurons' are the network's outputs)."""
-    out = []
-    for stream in self.streams:
-      out.extend(stream[:len(self.hidden_units)])
-    return out
+    return list(self.trunk) + [layer for branch in self.branches for layer in branch[:-1]]
+
+  def _walk(self, width):
+    """Yields (layer, input width) over trunk then branches, in creation order."""
+    for layer in self.trunk:
+      yield layer, width
+      width = common.unwrap(layer).units
+    for branch in self.branches:
+      w = width
+      for layer in branch:
+        yield layer, w
+        w = common.unwrap(layer).units
 
   def build(self, input_shape):
     d = int(tf.TensorShape(input_shape)[-1])
-    for stream in self.streams:
-      width = d
-      for layer in stream:
-        if not layer.built:
-          layer.build(tf.TensorShape([None, width]))
-        width = common.unwrap(layer).units
+    for layer, width in self._walk(d):
+      if not layer.built:
+        layer.build(tf.TensorShape([None, width]))
     super().build(input_shape)
 
-  def _run_stream(self, stream, x, training, acts):
-    for i, layer in enumerate(stream):
+  def _run(self, layers, x, training, acts, hidden):
+    for i, layer in enumerate(layers):
       x = layer(x, training=training)
-      if acts is not None and i < len(self.hidden_units):
+      if acts is not None and i < hidden:
         acts.append((common.unwrap(layer).name, x))
     return x
 
   def _forward(self, features, training, acts):
-    outs = [self._run_stream(stream, features, training, acts) for stream in self.streams]
+    x = self._run(self.trunk, features, training, acts, len(self.trunk))
+    outs = [self._run(branch, x, training, acts, len(branch) - 1) for branch in self.branches]
     if self.num_actions is None:
-      return outs[0]
+      return x
     atoms = self.num_atoms or 1
     if self.dueling:
       value = tf.reshape(outs[0], [-1, 1, atoms])
@@ -193,14 +241,9 @@ class DenseHead(common.Layer):
     return out, acts
 
   def layer_costs(self, input_shape):
-    costs = []
     d = int(tuple(input_shape)[-1])
-    for stream in self.streams:
-      width = d
-      for layer in stream:
-        units = common.unwrap(layer).units
-        costs.append((layer, (4 if self.noisy else 2) * width * units))
-        width = units
+    costs = [(layer, (4 if self.noisy else 2) * width * common.unwrap(layer).units)
+             for layer, width in self._walk(d)]
     if self.num_actions is None:
       return costs, (self.hidden_units[-1],)
     if self.num_atoms:
@@ -210,6 +253,8 @@ class DenseHead(common.Layer):
   def get_config(self):
     config = super().get_config()
     config.update(hidden_units=self.hidden_units, num_actions=self.num_actions,
-                  num_atoms=self.num_atoms, dueling=self.dueling, noisy=self.noisy,
-                  prune=self._prune, prune_layers=self._prune_layers)
+                  num_atoms=self.num_atoms, dueling=self.dueling,
+                  dueling_layout=self.dueling_layout, noisy=self.noisy,
+                  noisy_sigma0=self.noisy_sigma0, prune=self._prune,
+                  prune_layers=self._prune_layers)
     return config
