@@ -1,4 +1,4 @@
-"""Encoders: shapes and exact parameter counts (REFERENCE.md's Impala table included)."""
+"""Encoders: shapes and exact parameter counts (the Impala x1..x8 counts at 84x84 included)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import tensorflow as tf
 from tests.networks import _formulas as F
 from tfgap import networks
 
-# REFERENCE.md: Impala with 4 input channels at 84x84.
+# Impala with 4 input channels at 84x84 (the paper's scales).
 IMPALA_TABLE = {
     1: (97_744, (11, 11, 32), 3_872, 1_982_464, 16_384),
     2: (389_024, (11, 11, 64), 7_744, 3_964_928, 32_768),
