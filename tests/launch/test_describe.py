@@ -50,7 +50,8 @@ def test_function_api_and_other_networks():
   assert _row(text, "psi")[0] == (64 + 2) * 8 + 8 + 8 + 1
   text = describe.describe(network="categorical", observation_shape=(36, 36, 4), num_actions=3,
                            num_atoms=5, bottleneck="gap", head_units=(8,), dueling=True)
-  assert _row(text, "psi")[0] == (64 * 8 + 8 + 8 * 5 + 5) + (64 * 8 + 8 + 8 * 15 + 15)
+  # Dueling as Dopamine's FullRainbowNetwork: one shared hidden layer, split in the outputs.
+  assert _row(text, "psi")[0] == (64 * 8 + 8) + (8 * 5 + 5) + (8 * 15 + 15)
 
 
 @pytest.mark.parametrize("argv,message", [
