@@ -7,7 +7,9 @@
     actions = agent.act(observations, epsilon=agent.epsilon_at(env_steps))  # compiled acting
     agent.policy, agent.collect_policy                                   # TF-Agents policies
 
-Rainbow/DER take `networks.build_categorical_q_network(..., dueling=True, noisy=...)`. Every
+Rainbow/DER take `networks.build_categorical_q_network(..., dueling=True, noisy=...)`; SACAgent
+(continuous actions, DMC) takes `networks.build_sac_network(...)` and acts with
+`agent.act(observations, greedy=False)`. Every
 hyperparameter is a keyword-only argument (`DQNAgent(..., n_step=3)`), validated by one settings
 dataclass (`tfgap.agents.settings`); DER is Rainbow with `settings.DER_DEFAULTS`.
 """
@@ -19,6 +21,9 @@ from tfgap.agents.base import resolve_jit_compile
 from tfgap.agents.dqn import DQNAgent
 from tfgap.agents.rainbow import DERAgent
 from tfgap.agents.rainbow import RainbowAgent
+from tfgap.agents.sac import SAC_DEFAULTS
+from tfgap.agents.sac import SACAgent
+from tfgap.agents.sac import SACSettings
 from tfgap.agents.schedules import linearly_decaying_epsilon
 from tfgap.agents.schedules import LinearEpsilon
 from tfgap.agents.settings import DER_DEFAULTS
@@ -27,11 +32,12 @@ from tfgap.agents.settings import DQNSettings
 from tfgap.agents.settings import RAINBOW_DEFAULTS
 from tfgap.agents.settings import RainbowSettings
 
-# Agent name -> (class, kind of network it takes: "q" or "categorical").
+# Agent name -> (class, kind of network it takes: "q", "categorical" or "sac").
 AGENTS = {
     "dqn": (DQNAgent, "q"),
     "rainbow": (RainbowAgent, "categorical"),
     "der": (DERAgent, "categorical"),
+    "sac": (SACAgent, "sac"),
 }
 
 
@@ -40,7 +46,7 @@ def agent_class(name):
   return AGENTS[checks.check_choice("agent", name, sorted(AGENTS))]
 
 
-__all__ = ["DQNAgent", "RainbowAgent", "DERAgent", "AGENTS", "agent_class",
+__all__ = ["DQNAgent", "RainbowAgent", "DERAgent", "SACAgent", "AGENTS", "agent_class",
            "linearly_decaying_epsilon", "LinearEpsilon", "default_jit_compile",
            "resolve_jit_compile", "DQNSettings", "RainbowSettings", "DQN_DEFAULTS",
-           "RAINBOW_DEFAULTS", "DER_DEFAULTS"]
+           "RAINBOW_DEFAULTS", "DER_DEFAULTS", "SACSettings", "SAC_DEFAULTS"]

@@ -40,7 +40,8 @@ def register_gin():
       networks.build_categorical_q_network, module="tfgap.networks", denylist=structural)
   registered["agents"] = {}
   for name, (cls, kind) in agents.AGENTS.items():
-    network_arg = "q_network" if kind == "q" else "categorical_q_network"
+    network_arg = {"q": "q_network", "categorical": "categorical_q_network"}.get(
+        kind, f"{kind}_network")
     registered["agents"][name] = gin.external_configurable(
         cls, module="tfgap.agents",
         denylist=["time_step_spec", "action_spec", network_arg, "optimizer",

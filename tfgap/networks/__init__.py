@@ -30,6 +30,8 @@ from tfgap.networks.encoders import ENCODERS
 from tfgap.networks.encoders import make_encoder
 from tfgap.networks.heads import NoisyDense
 from tfgap.networks.heads import set_noise
+from tfgap.networks.sac import build_sac_network
+from tfgap.networks.sac import PixelSACNetwork
 
 __all__ = [
     "BOTTLENECKS", "ENCODERS", "TOKENIZATIONS", "Bottleneck", "bottleneck_class",
@@ -37,5 +39,5 @@ __all__ = [
     "build_q_network", "build_categorical_q_network", "build_actor_network",
     "build_critic_network", "build_value_network", "build_keras_model", "keras_model_parts",
     "PixelQNetwork", "PixelCategoricalQNetwork", "PixelActorNetwork", "PixelCriticNetwork",
-    "PixelValueNetwork", "NoisyDense", "set_noise",
+    "PixelValueNetwork", "NoisyDense", "set_noise", "build_sac_network", "PixelSACNetwork",
 ]
