@@ -66,6 +66,9 @@ CONFIGS = {
         ("dmc shadow default", "dmc", "cheetah-run", {}),
         ("dmc shadow_size=512", "dmc", "cheetah-run", {"shadow_size": 512}),
     ],
+    "minatar": [
+        ("minatar breakout", "minatar", "breakout", {}),
+    ],
 }
 
 

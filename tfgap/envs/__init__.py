@@ -6,7 +6,8 @@
     env.pop_episode_stats()            # [{"return": raw score, "length": steps, "env_id": i}]
 
 Suites: "atari" (Machado et al. 2018 as Dopamine runs it), "atari100k" (DER protocol),
-"procgen" (easy, 200 training levels; mode "eval" = unseen levels), "dmc" (pixel SAC protocol).
+"procgen" (easy, 200 training levels; mode "eval" = unseen levels), "dmc" (pixel SAC protocol),
+"minatar" (the five MinAtar games, 10x10xC, sticky actions 0.1).
 Protocol settings can be overridden by keyword (checked; see `tfgap.envs.protocols` and
 docs/envs.md). Emulators are imported only when their suite is built, and importing this
 package has no side effect: the MuJoCo renderer is chosen by the first DMC environment.
@@ -19,7 +20,7 @@ from tfgap.envs import protocols
 from tfgap.envs import rendering
 from tfgap.envs.games import (  # noqa: F401
     ATARI100K_AGENT_STEPS, ATARI100K_GAMES, ATARI_GAMES, ATARI_REFERENCE_SCORES, DMC_TASKS,
-    DMC_TASKS_EXTENDED, PROCGEN_GAMES, has_reference_scores, human_normalized,
+    DMC_TASKS_EXTENDED, MINATAR_GAMES, PROCGEN_GAMES, has_reference_scores, human_normalized,
     reference_scores)
 from tfgap.envs.protocols import MODES, SUITES  # noqa: F401
 from tfgap.envs.rendering import RendererUnavailableError  # noqa: F401
@@ -47,6 +48,11 @@ def _build(suite, name, num_envs, seed, mode, overrides, batched):
     protocol = protocols.resolve(suite, mode, overrides)
     from tfgap.envs import procgen_env  # pylint: disable=g-import-not-at-top
     return procgen_env.make_procgen(game, num_envs, seed, mode, protocol, batched)
+  if suite == "minatar":
+    game = games.resolve_minatar_game(name)
+    protocol = protocols.resolve(suite, mode, overrides)
+    from tfgap.envs import minatar_env  # pylint: disable=g-import-not-at-top
+    return minatar_env.make_minatar(game, num_envs, seed, mode, protocol, batched)
   domain, task = games.resolve_dmc_task(name)
   canonical = f"{domain}-{task}"
   protocol = protocols.resolve(suite, mode, overrides, name=canonical)
@@ -61,9 +67,9 @@ def make(suite, name, num_envs=1, seed=0, mode="train", **overrides):
   """Builds an environment of the paper's protocols as a TF-Agents PyEnvironment.
 
   Args:
-    suite: "atari", "atari100k", "procgen" or "dmc".
+    suite: "atari", "atari100k", "procgen", "dmc" or "minatar".
     name: game or task: Atari "Pong"/"MsPacman" (or ALE ids "ms_pacman"), Procgen "coinrun",
-      DMC "walker-walk".
+      DMC "walker-walk", MinAtar "breakout"/"space_invaders".
     num_envs: parallel environments. With more than one the environment is batched
       (`batch_size == num_envs`, actions and time steps carry a leading batch axis).
     seed: base seed (entry i of a batch uses seed + i where the backend seeds per entry).
@@ -97,7 +103,7 @@ def make_tf(suite, name, num_envs=1, seed=0, mode="train", **overrides):
 
 __all__ = [
     "make", "make_tf", "SUITES", "MODES", "ATARI_GAMES", "ATARI100K_GAMES",
-    "ATARI100K_AGENT_STEPS", "PROCGEN_GAMES", "DMC_TASKS", "DMC_TASKS_EXTENDED",
+    "ATARI100K_AGENT_STEPS", "PROCGEN_GAMES", "DMC_TASKS", "DMC_TASKS_EXTENDED", "MINATAR_GAMES",
     "ATARI_REFERENCE_SCORES", "human_normalized", "reference_scores", "has_reference_scores",
     "RendererUnavailableError",
 ]

@@ -33,6 +33,12 @@ PROCGEN_GAMES = (
     "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot",
 )
 
+# The five MinAtar games (Young & Tian 2019), as the `minatar` package names them, and the
+# channels of their 10x10 boolean observations (one object type per channel).
+MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
+MINATAR_CHANNELS = {"asterix": 4, "breakout": 4, "freeway": 7, "seaquest": 10,
+                    "space_invaders": 6}
+
 # The six DeepMind Control tasks of the pixel-SAC line (PlaNet, SAC-AE, CURL, DrQ), as
 # "domain-task".
 DMC_TASKS = (
@@ -138,7 +144,7 @@ ATARI_REFERENCE_SCORES = {
 }
 
 
-SUITES = ("atari", "atari100k", "procgen", "dmc")
+SUITES = ("atari", "atari100k", "procgen", "dmc", "minatar")
 
 
 def closest(name, valid, n=5):
@@ -153,7 +159,7 @@ def list_games(suite):
 
   Atari and Atari100K accept every ROM shipped in ale-py (the papers' subsets are `ATARI_GAMES`
   and `ATARI100K_GAMES`), Procgen its 16 games, DMC every dm_control task ("domain-task"; the
-  pixel benchmark's six are `DMC_TASKS`). Also a command line:
+  pixel benchmark's six are `DMC_TASKS`), MinAtar its five games. Also a command line:
   `python -m tfgap.envs.games atari`.
 
   Raises:
@@ -162,6 +168,8 @@ def list_games(suite):
   suite = checks.check_choice("suite", suite, SUITES)
   if suite in ("atari", "atari100k"):
     return sorted(atari_rom_ids())
+  if suite == "minatar":
+    return sorted(MINATAR_GAMES)
   return sorted(PROCGEN_GAMES if suite == "procgen" else DMC_ALL_TASKS)
 
 
@@ -222,6 +230,20 @@ def resolve_procgen_game(name):
   if isinstance(name, str) and name.lower() in PROCGEN_GAMES:
     return name.lower()
   raise unknown_name_error("Procgen game", name, PROCGEN_GAMES)
+
+
+def resolve_minatar_game(name):
+  """Maps "breakout", "Breakout", "SpaceInvaders" or "space-invaders" to the minatar name.
+
+  Raises:
+    ValueError: for a name that is none of the five games, naming the closest ones.
+  """
+  if isinstance(name, str):
+    key = name.replace("_", "").replace("-", "").lower()
+    for game in MINATAR_GAMES:
+      if game.replace("_", "") == key:
+        return game
+  raise unknown_name_error("MinAtar game", name, MINATAR_GAMES)
 
 
 def resolve_dmc_task(name):
@@ -297,7 +319,7 @@ __all__ = [
     "DMC_TASKS_EXTENDED", "DMC_ALL_TASKS", "DMC_ACTION_REPEAT", "DMC_DEFAULT_ACTION_REPEAT",
     "DMC_CAMERA", "ATARI_REFERENCE_SCORES", "human_normalized", "reference_scores",
     "has_reference_scores", "resolve_atari_game", "resolve_procgen_game", "resolve_dmc_task",
-    "closest", "list_games",
+    "closest", "list_games", "MINATAR_GAMES", "MINATAR_CHANNELS", "resolve_minatar_game",
 ]
 
 

@@ -9,7 +9,7 @@ import numbers
 
 from tfgap.envs import games
 
-SUITES = ("atari", "atari100k", "procgen", "dmc")
+SUITES = ("atari", "atari100k", "procgen", "dmc", "minatar")
 MODES = ("train", "eval")
 
 
@@ -103,11 +103,23 @@ _DMC_SETTINGS = {
     "shadow_size": _Setting("int", 16, allow_none=True),
 }
 
+_MINATAR_SETTINGS = {
+    # Probability that the game repeats the previous action instead of the agent's (per step).
+    "sticky_actions": _Setting("float", 0.0, 1.0),
+    # The games speed up and spawn more often as play goes on (minatar's `difficulty_ramping`).
+    "difficulty_ramping": _Setting("bool"),
+    "max_episode_steps": _Setting("int", 1),
+    "minimal_action_set": _Setting("bool"),
+    "clip_rewards": _Setting("bool"),
+    "stack_size": _Setting("int", 1),
+}
+
 SETTINGS = {
     "atari": _ATARI_SETTINGS,
     "atari100k": _ATARI_SETTINGS,
     "procgen": _PROCGEN_SETTINGS,
     "dmc": _DMC_SETTINGS,
+    "minatar": _MINATAR_SETTINGS,
 }
 
 # Training levels of the Procgen generalization protocol, and where evaluation levels start.
@@ -154,6 +166,19 @@ def defaults(suite, mode, name=None):
         "image_size": 84,
         "camera_id": games.DMC_CAMERA.get(domain, 0),
         "shadow_size": None,
+    }
+  if suite == "minatar":
+    # MinAtar (Young & Tian 2019) as its package and example DQN run it: sticky actions 0.1 and
+    # difficulty ramping on (the defaults of `minatar.Environment`), all 6 actions, raw rewards,
+    # one frame (motion is in the trail channels). The games have no time limit but Freeway's;
+    # the cap only ends an agent that never loses (LAST with discount 1).
+    return {
+        "sticky_actions": 0.1,
+        "difficulty_ramping": True,
+        "max_episode_steps": 100_000,
+        "minimal_action_set": False,
+        "clip_rewards": False,
+        "stack_size": 1,
     }
   raise unknown_suite(suite)
 

@@ -1,4 +1,5 @@
-"""Pixel encoders (phi): the Nature CNN and the Impala CNN, both width- and depth-scalable.
+"""Pixel encoders (phi): the Nature CNN and the Impala CNN, both width- and depth-scalable, and
+MinAtar's one-conv network (width-scalable).
 
 Both take uint8 frames `[B, H, W, C]` (or raw 0..255 floats), divide by 255 inside and return the
 last feature map `[B, H', W', C']` after its final ReLU.
@@ -9,7 +10,7 @@ import tensorflow as tf
 from tfgap.compat import keras
 from tfgap.networks import common
 
-ENCODERS = ("nature", "impala")
+ENCODERS = ("nature", "impala", "minatar")
 PADDINGS = ("SAME", "VALID")
 
 # Nature CNN (Mnih et al. 2015): (channels, kernel, stride) per conv.
@@ -238,15 +239,87 @@ class ImpalaEncoder(common.Layer):
     return config
 
 
+# MinAtar's network (Young & Tian 2019, examples/dqn.py of kenjyoung/MinAtar): one conv of 16
+# channels, kernel 3, stride 1, on 10x10 inputs; its Q-head is one dense layer of 128 units.
+MINATAR_CONV = (16, 3, 1)
+
+
+class MinAtarEncoder(common.Layer):
+  """MinAtar's one-conv encoder: conv 3x3, stride 1, 16 x width_scale channels, ReLU.
+
+  VALID padding (MinAtar's PyTorch network, padding 0) maps 10x10 to 8x8x16; SAME keeps 10x10x16.
+  A flatten bottleneck then feeds H*W*16*width_scale features to psi, GAP 16*width_scale.
+  """
+
+  def __init__(self, width_scale=1.0, padding="SAME", prune=None, name="phi", **kwargs):
+    """Creates the encoder.
+
+    Args:
+      width_scale: positive multiplier of the conv's channels (rounded, at least 1).
+      padding: "SAME" (10x10 features) or "VALID" (MinAtar's own network, 8x8).
+      prune: None, or a pruning config dict to wrap the conv in tfmot's gradual magnitude
+        pruning.
+      name: Keras layer name.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
+    super().__init__(name=name, **kwargs)
+    self._padding = _check_common(width_scale, padding)
+    self.width_scale = width_scale
+    self._prune = dict(prune) if prune else None
+    channels, kernel, stride = MINATAR_CONV
+    conv = keras.layers.Conv2D(common.scaled(channels, width_scale), kernel, stride,
+                               padding=self._padding, activation="relu", name="conv0")
+    self.conv = common.maybe_prune(conv, self._prune)
+
+  def build(self, input_shape):
+    h, w, cin = tf.TensorShape(input_shape).as_list()[-3:]
+    self.layer_costs((h, w, cin))  # Fails early on frames smaller than the kernel.
+    if not self.conv.built:
+      self.conv.build(tf.TensorShape([None, h, w, cin]))
+    super().build(input_shape)
+
+  def call(self, inputs, training=False):
+    return self.conv(common.as_float_pixels(inputs), training=training)
+
+  def call_with_activations(self, inputs, training=False):
+    x = self.call(inputs, training=training)
+    return x, [(common.unwrap(self.conv).name, x)]
+
+  def output_shape_for(self, input_shape):
+    """Feature map shape (without batch) for an observation shape (without batch)."""
+    return self.layer_costs(input_shape)[1]
+
+  def layer_costs(self, input_shape):
+    h, w, cin = tuple(input_shape)[-3:]
+    _, kernel, stride = MINATAR_CONV
+    h = common.conv_output_size(h, kernel, stride, self._padding)
+    w = common.conv_output_size(w, kernel, stride, self._padding)
+    if h < 1 or w < 1:
+      raise ValueError(
+          f"Observation {tuple(input_shape)} is too small for the minatar encoder with padding "
+          f"{self._padding.upper()!r}; use a larger frame or padding 'SAME'.")
+    cout = common.unwrap(self.conv).filters
+    return [(self.conv, 2 * h * w * kernel * kernel * cin * cout)], (h, w, cout)
+
+  @property
+  def layers_with_neurons(self):
+    return [self.conv]
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(width_scale=self.width_scale, padding=self._padding.upper(), prune=self._prune)
+    return config
+
+
 def make_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,
                  prune=None):
   """Builds an encoder (phi) by name.
 
   Args:
-    name: "nature" or "impala".
+    name: "nature", "impala" or "minatar".
     width_scale: positive multiplier of the channels of every conv (channels are rounded half up,
       at least 1).
-    padding: "SAME" (default, Dopamine) or "VALID" (nature only).
+    padding: "SAME" (default, Dopamine) or "VALID" (nature and minatar).
     num_stacks: impala only: number of stacks (depth scaling). The nature encoder has a fixed
       depth and rejects values other than the default 3.
     blocks_per_stack: impala only: residual blocks per stack (depth scaling); nature accepts only
@@ -260,11 +333,12 @@ def make_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per
     ValueError: on an unknown name, a non-positive scale or invalid depth.
   """
   name = common.check_name("encoder", name, ENCODERS)
-  if name == "nature":
+  if name in ("nature", "minatar"):
     if num_stacks != 3 or blocks_per_stack != 2:
       raise ValueError(
           f"num_stacks={num_stacks!r} / blocks_per_stack={blocks_per_stack!r} apply to the impala "
-          "encoder only; the nature encoder has a fixed depth (accepted: the defaults 3 and 2).")
-    return NatureEncoder(width_scale=width_scale, padding=padding, prune=prune)
+          f"encoder only; the {name} encoder has a fixed depth (accepted: the defaults 3 and 2).")
+    cls = NatureEncoder if name == "nature" else MinAtarEncoder
+    return cls(width_scale=width_scale, padding=padding, prune=prune)
   return ImpalaEncoder(width_scale=width_scale, num_stacks=num_stacks,
                        blocks_per_stack=blocks_per_stack, padding=padding, prune=prune)
