@@ -29,6 +29,7 @@ setup(
             "tfgap-train=tfgap.launch.cli:train",
             "tfgap-describe=tfgap.launch.cli:describe",
             "tfgap-report=tfgap.launch.cli:report",
+            "tfgap-study=tfgap.launch.cli:study",
             "tfgap-evaluate=tfgap.launch.cli:evaluate",
         ],
     },

@@ -1,4 +1,5 @@
-"""Console-script entry points (`tfgap-train`, `tfgap-describe`, `tfgap-report`; setup.py).
+"""Console-script entry points (`tfgap-train`, `tfgap-describe`, `tfgap-report`, `tfgap-study`;
+setup.py).
 
 A console script imports its entry point's module before calling it, and the tools' modules
 import TensorFlow at their top, too early for `runtime.prepare_process()`. So the scripts point
@@ -34,3 +35,10 @@ def report():
 def evaluate():
   """`tfgap-evaluate`: `python -m tfgap.launch.evaluate` (plays policies in environments)."""
   return _run("tfgap.launch.evaluate", renderer=True)
+
+
+def study():
+  """`tfgap-study`: `python -m tfgap.launch.study` (trials choose the renderer in their worker)."""
+  runtime.prepare_process()
+  from tfgap.launch import study as study_lib  # pylint: disable=g-import-not-at-top
+  return study_lib.run_cli()

@@ -265,7 +265,8 @@ def _aggregate_sections(w, variants, matrices, aggregates, reps):
     ax.set_ylabel(f"{name} (normalised)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    w.csv(f"{stem}.csv", ["series", "variant", variants.x_name, name, "low", "high"], csv_rows)
+    x_header = variants.x_name if variants.x_axis else "x"
+    w.csv(f"{stem}.csv", ["series", "variant", x_header, name, "low", "high"], csv_rows)
     png = w.figure(f"{stem}.png", fig)
     w.add(f"### {name} against {variants.x_name}\n\n![{name}]({png})\n\nCSV: `{stem}.csv`.")
 
