@@ -27,7 +27,7 @@ from tfgap import networks
 from tfgap.networks import accounting
 from tfgap.networks import common
 
-NETWORKS = ("q", "categorical", "actor", "critic", "value")
+NETWORKS = ("q", "categorical", "actor", "critic", "value", "sac")
 
 
 def _specs(observation_shape, num_actions, observation_dtype, continuous):
@@ -50,7 +50,8 @@ def build(network="q", observation_shape=(84, 84, 4), num_actions=18, observatio
   """Builds the network `describe` reports on (variables created).
 
   Args:
-    network: "q", "categorical", "actor", "critic" or "value".
+    network: "q", "categorical", "actor", "critic", "value" or "sac" (SACAgent's network: shared
+      encoder, twin critics, actor; described per network too).
     observation_shape: (H, W, C).
     num_actions: discrete actions (q/categorical) or action dimensions (actor/critic).
     observation_dtype: "uint8" or a float type.
@@ -64,8 +65,8 @@ def build(network="q", observation_shape=(84, 84, 4), num_actions=18, observatio
   network = common.check_name("network", network, NETWORKS)
   common.check_positive("num_actions", num_actions, integer=True)
   obs, act = _specs(observation_shape, num_actions, observation_dtype,
-                    continuous=network in ("actor", "critic"))
-  if network in ("actor", "critic", "value"):
+                    continuous=network in ("actor", "critic", "sac"))
+  if network in ("actor", "critic", "value", "sac"):
     for key in ("dueling", "noisy"):
       if kwargs.pop(key, False):
         raise ValueError(f"{key}=True applies to q/categorical networks only; got network "
@@ -78,6 +79,8 @@ def build(network="q", observation_shape=(84, 84, 4), num_actions=18, observatio
     net = networks.build_actor_network(obs, act, **kwargs)
   elif network == "critic":
     net = networks.build_critic_network(obs, act, **kwargs)
+  elif network == "sac":
+    net = networks.build_sac_network(obs, act, **kwargs)
   else:
     net = networks.build_value_network(obs, **kwargs)
   net.create_variables()
@@ -98,7 +101,19 @@ def describe(per_layer=False, **kwargs):
             f"bottleneck={net.bottleneck_name} observation={shape}\n"
             f"psi input weights (the bottleneck connection): "
             f"{accounting.psi_input_weights(net):,}\n")
-  return header + accounting.format_table(result, per_layer=per_layer)
+  return header + accounting.format_table(result, per_layer=per_layer) + _per_network(
+      net, per_layer)
+
+
+def _per_network(net, per_layer):
+  """SAC networks: one table per network (critic, actor), the shared encoder in each."""
+  if not hasattr(net, "part_networks"):
+    return ""
+  text = ""
+  for name, view in net.part_networks().items():
+    text += (f"\n\n{name} network (phi and bottleneck shared; psi its own layers):\n" +
+             accounting.format_table(accounting.account(view), per_layer=per_layer))
+  return text
 
 
 def describe_config(gin_files=(), gin_bindings=(), per_layer=False):
@@ -129,7 +144,8 @@ def describe_config(gin_files=(), gin_bindings=(), per_layer=False):
             f"bottleneck={net.bottleneck_name} observation={shape}\n"
             f"psi input weights (the bottleneck connection): "
             f"{accounting.psi_input_weights(net):,}\n")
-  return header + accounting.format_table(result, per_layer=per_layer)
+  return header + accounting.format_table(result, per_layer=per_layer) + _per_network(
+      net, per_layer)
 
 
 def import_modules(names):
@@ -148,7 +164,8 @@ def import_modules(names):
 
 def _define_flags(fv):
   flags.DEFINE_enum("network", "q", list(NETWORKS), "Which network to build.", flag_values=fv)
-  flags.DEFINE_string("encoder", "nature", "nature or impala.", flag_values=fv)
+  flags.DEFINE_string("encoder", "nature", "nature or impala; also sac (Dopamine's SAC conv stack) "
+                      "for --network sac.", flag_values=fv)
   flags.DEFINE_float("width_scale", 1.0, "Encoder width multiplier.", flag_values=fv)
   flags.DEFINE_string("bottleneck", "flatten",
                       f"A registered bottleneck: {', '.join(networks.list_bottlenecks())}, or one "

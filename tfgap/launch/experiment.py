@@ -38,7 +38,7 @@ class RunConfig:
   Attributes:
     suite: tfgap.envs suite ("atari", "atari100k", "procgen", "dmc").
     game: game or task of the suite.
-    agent: "dqn", "rainbow" or "der".
+    agent: "dqn", "rainbow" or "der" (discrete actions), or "sac" (continuous: "dmc").
     seed: seeds TF, numpy, the environments (eval: seed + 10,000), replay and acting.
     num_envs: parallel training environments (one replay stream each).
     num_iterations: iterations of training (+ evaluation when due).
@@ -71,6 +71,8 @@ class RunConfig:
       continuous_train schedule reports), "eval" (the evaluation mean), or "auto": "train" for
       atari, procgen and minatar, "eval" for runs that evaluate otherwise (Atari100K: 100
       evaluation episodes).
+    variant: an optional label recorded in every metrics line (`variant`), which aggregation
+      uses to tell apart configurations the network fields do not (e.g. a study's axis value).
     force: accept a root_dir whose saved configuration differs (the `--force` flag).
     restart: start the run in root_dir over, moving its metrics and checkpoints aside (the
       `--restart` flag; needed when every checkpoint is unusable).
@@ -100,6 +102,7 @@ class RunConfig:
   progress_bar: bool = True
   prefetch_depth: int = 2
   score: str = "auto"
+  variant: Optional[str] = None
   force: bool = False
   restart: bool = False
 
@@ -134,6 +137,8 @@ class RunConfig:
         checks.reject("Runner.pruning_fractions", self.pruning_fractions,
                       "(begin, end) with 0 <= begin < end <= 1, or None")
       self._set("pruning_fractions", (begin, end))
+    if self.variant is not None and (not isinstance(self.variant, str) or not self.variant):
+      checks.reject("Runner.variant", self.variant, "a non-empty string, or None")
     for name in ("env_kwargs", "eval_env_kwargs"):
       value = getattr(self, name)
       if value is not None and not isinstance(value, dict):
@@ -176,6 +181,11 @@ class RunConfig:
 def register():
   """Registers RunConfig (as `Runner`) and the tfgap builders with gin; returns the wrappers."""
   registered = common.register_gin()
+  if "build_sac_network" not in registered:
+    from tfgap.networks import sac  # pylint: disable=g-import-not-at-top
+    registered["build_sac_network"] = gin.external_configurable(
+        sac.build_sac_network, module="tfgap.networks",
+        denylist=["observation_spec", "action_spec"])
   if "Runner" not in registered:
     registered["Runner"] = gin.external_configurable(RunConfig, name="Runner",
                                                      module="tfgap.launch")
@@ -216,7 +226,7 @@ def load_config(config_path):
 
 
 def network_kind(agent):
-  """"q" or "categorical": the kind of network an agent name trains."""
+  """"q", "categorical" or "sac": the kind of network an agent name trains."""
   from tfgap import agents  # pylint: disable=g-import-not-at-top
   return agents.agent_class(agent)[1]
 
@@ -262,12 +272,32 @@ def specs(env):
   return time_step_spec, tensor_spec.from_spec(env.action_spec())
 
 
+# The gin-bound builder of each network kind.
+_BUILDERS = {"q": "build_q_network", "categorical": "build_categorical_q_network",
+             "sac": "build_sac_network"}
+
+
+def check_action_space(config, action_spec, names=None):
+  """ValueError naming the agent and the suite when the agent cannot act in the suite's actions
+  (SAC needs continuous actions, the DQN family discrete ones). `names`: (suite, game) of the
+  environment (default: the config's)."""
+  suite, game = names or (config.suite, config.game)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  continuous = all(s.dtype.is_floating for s in tf.nest.flatten(action_spec))
+  wants_continuous = network_kind(config.agent) == "sac"
+  if continuous != wants_continuous:
+    kind = "continuous" if continuous else "discrete"
+    agents_for = "'sac'" if continuous else "'dqn', 'rainbow' or 'der'"
+    checks.reject("Runner.agent", config.agent,
+                  f"an agent for {kind} actions ({agents_for}): suite {suite!r} (game "
+                  f"{game!r}) has {kind} actions")
+
+
 def make_network(config, env):
   """The agent's network for `env`, from the gin-bound builder of the agent's network kind."""
   time_step_spec, action_spec = specs(env)
-  registered = register()
-  kind = network_kind(config.agent)
-  builder = registered["build_q_network" if kind == "q" else "build_categorical_q_network"]
+  check_action_space(config, action_spec, run_name(config, env))
+  builder = register()[_BUILDERS[network_kind(config.agent)]]
   return builder(time_step_spec.observation, action_spec)
 
 
@@ -305,10 +335,14 @@ def make_replay(config, env, agent):
   if agent.batch_size > config.replay_capacity:
     checks.reject("Runner.replay_capacity", config.replay_capacity,
                   f"at least the agent's batch_size ({agent.batch_size})")
+  # Discrete actions are stored as int32 scalars, continuous ones as float32 vectors (SAC).
+  action_spec = env.action_spec()
+  continuous = np.issubdtype(np.dtype(action_spec.dtype), np.floating)
   return register()["ReplayBuffer"](
       capacity=config.replay_capacity, frame_shape=env.frame_shape, stack_size=env.stack_size,
       num_streams=env.num_envs if env.batched else 1, n_step=agent.n_step, gamma=agent.gamma,
-      action_dtype=np.int32, seed=config.seed)
+      action_shape=tuple(action_spec.shape) if continuous else (),
+      action_dtype=np.float32 if continuous else np.int32, seed=config.seed)
 
 
 @dataclasses.dataclass
@@ -349,5 +383,5 @@ def build(config, *, eval_env=True):
 
 
 __all__ = ["RunConfig", "Experiment", "register", "configured", "load_config", "network_kind",
-           "make_env", "make_network", "make_agent", "schedule_pruning", "make_replay", "build",
+           "make_env", "make_network", "check_action_space", "make_agent", "schedule_pruning", "make_replay", "build",
            "run_name", "specs"]

@@ -97,10 +97,13 @@ class Runner:
     self.agent, self.replay = self.experiment.agent, self.experiment.replay
     self.network = self.agent.q_network
     self.agent_name = config.agent
-    self._tf_state = tf.train.Checkpoint(
+    # SAC names its own state (temperature, its optimizer, update RNG); the DQN family this.
+    items = getattr(self.agent, "checkpoint_items", None)
+    self._tf_state = tf.train.Checkpoint(**(items() if items else dict(
         q_network=self.agent.q_network, target_q_network=self.agent.target_q_network,
         optimizer=self.agent.optimizer, train_step=self.agent.train_step_counter,
-        act_rng=self.agent.act_rng, epsilon=self.agent.epsilon)
+        act_rng=self.agent.act_rng, epsilon=self.agent.epsilon)))
+    self._update_parts = None  # SAC's loss parts of the last update, for the summaries.
     self._batches = None  # The running replay prefetcher, if any.
     self.env_steps = 0
     self.iteration = 0
@@ -179,7 +182,8 @@ class Runner:
         self.summaries.scalars(self.env_steps, {
             "epsilon": epsilon,
             "steps_per_sec": stats.steps / max(time.perf_counter() - start, 1e-9),
-            "loss": stats.losses[-1] if stats.losses else None})
+            "loss": stats.losses[-1] if stats.losses else None,
+            **{f"sac/{k}": float(v) for k, v in (self._update_parts or {}).items()}})
       if bar is not None:
         bar.update(n)
         now = time.perf_counter()
@@ -188,12 +192,21 @@ class Runner:
           bar.set_postfix(steps_s=f"{stats.steps / (now - start):.0f}",
                           ret=stats.returns[-1] if stats.returns else None,
                           loss=f"{stats.losses[-1]:.4f}" if stats.losses else None,
-                          eps=f"{epsilon:.3f}", refresh=False)
+                          eps=None if epsilon is None else f"{epsilon:.3f}", refresh=False)
     stats.seconds = time.perf_counter() - start
     return stats
 
   def _act(self, observation, epsilon):
     """Actions for a batch of observations (uniform during warm-up, no forward pass)."""
+    if getattr(self.agent, "continuous_actions", False):
+      # SAC: uniform in the action bounds for the first min_replay_history agent steps (Dopamine's
+      # SACAgent acts randomly until the replay holds min_replay_history transitions), then a
+      # sample of the policy; no epsilon.
+      if self.env_steps < self.agent.min_replay_history:
+        low, high = self.agent.action_bounds
+        return self._np_rng.uniform(low, high, size=(len(observation),) + low.shape).astype(
+            np.float32)
+      return self.agent.act(observation)
     if epsilon >= 1.0:
       return self._np_rng.integers(0, self.agent.num_actions, size=len(observation))
     return self.agent.act(observation, epsilon)
@@ -211,7 +224,9 @@ class Runner:
   def _update(self):
     """One gradient update on a replay batch; returns its loss (stops the run on NaN)."""
     batch = self._next_batch()
-    loss, priorities = self.agent.update(batch)
+    result = self.agent.update(batch)
+    loss, priorities = result
+    self._update_parts = getattr(result, "parts", None)
     loss = float(loss)
     if not math.isfinite(loss):
       raise NaNLossError(self._nan_message(loss))
@@ -250,8 +265,11 @@ class Runner:
       # After the step budget, only episodes already running may finish (Dopamine semantics).
       finished_after_budget = np.zeros(env.num_envs if env.batched else 1, bool)
       start = time.perf_counter()
+      continuous = getattr(agent, "continuous_actions", False)
       while True:
-        action = agent.act(time_step.observation, agent.epsilon_eval)
+        # SAC evaluates its mean action (Dopamine's eval mode), the DQN family at epsilon_eval.
+        action = (agent.act(time_step.observation, greedy=True) if continuous else
+                  agent.act(time_step.observation, agent.epsilon_eval))
         time_step = _batched(env.step(action if env.batched else action[0]), env.batched)
         steps += len(action)
         budget_reached = (config.evaluation_episodes is None and
@@ -295,6 +313,8 @@ class Runner:
         "epsilon": self.agent.epsilon_at(self.env_steps),
         "time": time.time(),
     }
+    if getattr(self.agent, "continuous_actions", False):
+      record["temperature"] = self.agent.temperature  # SAC's alpha after the iteration.
     record["score_source"] = self._score_source()
     record["score"] = record[f"{record['score_source']}_return"]
     if evaluation:

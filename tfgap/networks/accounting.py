@@ -84,6 +84,9 @@ def psi_input_layers(obj):
   (each stream's first layer) for `dueling_layout="separate"` or a dueling head without hidden
   layers.
   """
+  own = getattr(obj, "psi_input_layers", None)
+  if own:  # Networks with several psi inputs name them (SAC: the critic's and actor's features).
+    return list(own)
   head = getattr(obj, "_head", None)
   layers = getattr(head, "input_layers", None)
   if layers:

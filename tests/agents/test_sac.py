@@ -1,0 +1,278 @@
+"""SACAgent and PixelSACNetwork: the update against an independent reference of the three losses,
+critic-only encoder gradients, the Polyak target, action bounds, augmentation, save/restore.
+
+Everything runs on small synthetic specs (12x12x6 frames, tiny heads) so the file stays fast.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from tfgap.agents import sac
+from tfgap.compat import keras
+from tfgap.networks import accounting
+from tfgap.networks import sac as sac_networks
+
+OBS = tensor_spec.BoundedTensorSpec((12, 12, 6), tf.uint8, 0, 255)
+ACT = tensor_spec.BoundedTensorSpec((2,), tf.float32, -1.0, 1.0)
+B = 6
+
+
+def make_agent(bottleneck="gap", action_spec=ACT, optimizer=None, **settings):
+  net = sac_networks.build_sac_network(OBS, action_spec, bottleneck=bottleneck,
+                                       head_units=(16, 16), feature_dim=8)
+  settings.setdefault("jit_compile", False)
+  return sac.SACAgent(ts.time_step_spec(OBS), action_spec, net, optimizer=optimizer,
+                      batch_size=B, **settings)
+
+
+def make_batch(seed=0, action_dim=2):
+  rng = np.random.default_rng(seed)
+  return {
+      "observation": rng.integers(0, 256, (B,) + tuple(OBS.shape), dtype=np.uint8),
+      "action": rng.uniform(-1, 1, (B, action_dim)).astype(np.float32),
+      "reward": rng.normal(size=B).astype(np.float32),
+      "discount": np.array([0.99, 0.99, 0.0, 0.99, 0.99, 0.0], np.float32),
+      "next_observation": rng.integers(0, 256, (B,) + tuple(OBS.shape), dtype=np.uint8),
+  }
+
+
+def _np(x):
+  return np.asarray(x, np.float64)
+
+
+def reference_log_prob(loc, log_std, eps, magnitude):
+  """Tanh-Gaussian log-density in float64 numpy, written from the definition."""
+  u = loc + np.exp(log_std) * eps
+  normal = -0.5 * eps ** 2 - log_std - 0.5 * np.log(2 * np.pi)
+  return np.sum(normal - np.log(magnitude * (1.0 - np.tanh(u) ** 2)), axis=-1), np.tanh(u)
+
+
+def reference_losses(agent, batch, eps_next, eps_pi):
+  """(critic, actor, alpha) losses of SAC on `batch` at the agent's current weights, the network
+  read only through its layers; the target follows `agent.target_action`."""
+  net, target = agent.q_network, agent.target_q_network
+  alpha = float(np.exp(agent.log_alpha.numpy()))
+  mag = 1.0
+
+  def qs(network, feats, action):
+    z = network.critic_feature(feats)
+    x = tf.concat([z, tf.constant(action, tf.float32)], -1)
+    return [_np(h(x)[:, 0]) for h in network.critic_heads]
+
+  def actor(network, feats):
+    out = _np(network.actor_head(network.actor_feature(feats)))
+    return out[:, :2], out[:, 2:]
+
+  next_t = target.features(batch["next_observation"])
+  if agent.target_action == "dopamine":
+    loc, log_std = actor(target, next_t)
+    log_p, _ = reference_log_prob(loc, log_std, eps_next, mag)
+    q1n, q2n = qs(target, next_t, np.tanh(loc).astype(np.float32))
+  else:
+    loc, log_std = actor(net, net.features(batch["next_observation"]))
+    log_p, a_next = reference_log_prob(loc, log_std, eps_next, mag)
+    q1n, q2n = qs(target, next_t, a_next.astype(np.float32))
+  y = (agent.reward_scale * _np(batch["reward"]) +
+       _np(batch["discount"]) * (np.minimum(q1n, q2n) - alpha * log_p))
+  feats = net.features(batch["observation"])
+  q1, q2 = qs(net, feats, batch["action"])
+  critic = np.mean(0.5 * (q1 - y) ** 2 + 0.5 * (q2 - y) ** 2)
+  loc, log_std = actor(net, feats)
+  log_pi, a_pi = reference_log_prob(loc, log_std, eps_pi, mag)
+  p1, p2 = qs(net, feats, a_pi.astype(np.float32))
+  actor_loss = np.mean(alpha * log_pi - np.minimum(p1, p2))
+  alpha_loss = np.mean(-np.log(alpha) * (log_pi + agent.target_entropy_value))
+  return critic, actor_loss, alpha_loss, y, log_pi
+
+
+def noises(agent):
+  """The two standard-normal draws the next update makes (bootstrap first, then the actor)."""
+  clone = tf.random.Generator.from_state(agent.update_rng.state.numpy(),
+                                         agent.update_rng.algorithm)
+  return clone.normal([B, 2]).numpy(), clone.normal([B, 2]).numpy()
+
+
+@pytest.mark.parametrize("target_action", ["dopamine", "sample"])
+def test_update_matches_a_reference_of_the_three_losses(target_action):
+  agent = make_agent(target_action=target_action, initial_temperature=0.5)
+  batch = make_batch()
+  agent.update(make_batch(seed=1))  # Online and target differ from here on.
+  eps_next, eps_pi = noises(agent)
+  critic, actor_loss, alpha_loss, _, log_pi = reference_losses(agent, batch, eps_next, eps_pi)
+  result = agent.update(batch)
+  parts = {k: float(v) for k, v in result.parts.items()}
+  assert parts["critic"] == pytest.approx(critic, rel=1e-4, abs=1e-5)
+  assert parts["actor"] == pytest.approx(actor_loss, rel=1e-4, abs=1e-5)
+  assert parts["alpha"] == pytest.approx(alpha_loss, rel=1e-4, abs=1e-6)
+  assert parts["entropy"] == pytest.approx(-np.mean(log_pi), rel=1e-4, abs=1e-5)
+  assert float(result.loss) == pytest.approx(critic + actor_loss + alpha_loss, rel=1e-4, abs=1e-5)
+  assert result.finite and result.priorities.shape == (B,)
+
+
+def test_sgd_step_is_the_critic_gradient_on_the_encoder_and_the_actor_gradient_on_the_actor():
+  lr = 0.1
+  agent = make_agent(optimizer=keras.optimizers.legacy.SGD(lr), initial_temperature=0.3)
+  net = agent.q_network
+  batch = make_batch(seed=3)
+  eps_next, eps_pi = noises(agent)
+  _, _, _, y, _ = reference_losses(agent, batch, eps_next, eps_pi)
+  encoder_vars = net._encoder.trainable_variables  # pylint: disable=protected-access
+  critic_head_vars = [v for h in net.critic_heads for v in h.trainable_variables]
+  actor_vars = net.actor_feature.trainable_variables + net.actor_head.trainable_variables
+  alpha = float(np.exp(agent.log_alpha.numpy()))
+  with tf.GradientTape(persistent=True) as tape:
+    feats = net.features(batch["observation"])
+    z = net.critic_feature(feats)
+    x = tf.concat([z, batch["action"]], -1)
+    q1, q2 = (h(x)[:, 0] for h in net.critic_heads)
+    critic = tf.reduce_mean(0.5 * (q1 - y) ** 2 + 0.5 * (q2 - y) ** 2)
+    out = net.actor_head(net.actor_feature(tf.stop_gradient(feats)))
+    network_loc, _ = net.actor_params(feats)
+    u = out[:, :2] + tf.exp(out[:, 2:]) * eps_pi
+    log_pi = tf.reduce_sum(-0.5 * eps_pi ** 2 - out[:, 2:] - 0.5 * np.log(2 * np.pi) -
+                           tf.math.log(1.0 - tf.tanh(u) ** 2), -1)
+    xa = tf.concat([tf.stop_gradient(z), tf.tanh(u)], -1)
+    qa = tf.minimum(*(h(xa)[:, 0] for h in net.critic_heads))
+    actor_loss = tf.reduce_mean(alpha * log_pi - qa)
+  expected = {}
+  for variables, loss in ((encoder_vars + critic_head_vars, critic), (actor_vars, actor_loss)):
+    for v, g in zip(variables, tape.gradient(loss, variables)):
+      expected[v.ref()] = v.numpy() - lr * g.numpy()
+  # The network's actor path gives the encoder no gradient at all (it reads detached features)...
+  assert all(g is None for g in tape.gradient(network_loc, encoder_vars))
+  # ... and after one SGD step the encoder moved by exactly the critic loss's gradient.
+  agent.update(batch)
+  for v in encoder_vars + critic_head_vars + actor_vars:
+    np.testing.assert_allclose(v.numpy(), expected[v.ref()], rtol=1e-4, atol=1e-5)
+
+
+def test_polyak_moves_every_target_variable_by_tau_encoder_included():
+  agent = make_agent(tau=0.2, encoder_tau=0.5)
+  before = [v.numpy() for v in agent.q_network.variables]
+  targets_before = [v.numpy() for v in agent.target_q_network.variables]
+  for a, b in zip(before, targets_before):
+    np.testing.assert_array_equal(a, b)  # The target starts equal to the online network.
+  agent.update(make_batch())
+  encoder = {id(v) for v in agent.q_network._encoder.variables}  # pylint: disable=protected-access
+  for online, target, old in zip(agent.q_network.variables, agent.target_q_network.variables,
+                                 targets_before):
+    tau = 0.5 if id(online) in encoder else 0.2
+    np.testing.assert_allclose(target.numpy(), (1 - tau) * old + tau * online.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_actions_stay_inside_asymmetric_bounds_and_log_probs_stay_finite():
+  spec = tensor_spec.BoundedTensorSpec((2,), tf.float32, [-2.0, 0.0], [1.0, 3.0])
+  agent = make_agent(action_spec=spec)
+  obs = make_batch()["observation"]
+  for greedy in (False, True):
+    actions = agent.act(obs, greedy=greedy)
+    assert actions.shape == (B, 2) and actions.dtype == np.float32
+    assert np.all(actions >= [-2.0, 0.0]) and np.all(actions <= [1.0, 3.0])
+  step = ts.restart(tf.constant(obs), batch_size=B)
+  for policy in (agent.policy, agent.collect_policy):
+    actions = policy.action(step).action.numpy()
+    assert np.all(actions >= [-2.0, 0.0]) and np.all(actions <= [1.0, 3.0])
+  np.testing.assert_allclose(agent.policy.action(step).action.numpy(),
+                             agent.act(obs, greedy=True), rtol=1e-5, atol=1e-6)
+  net = agent.q_network
+  big = tf.constant([[30.0, -30.0]])
+  action, log_prob = net.sample_and_log_prob(big, tf.zeros([1, 2]), tf.zeros([1, 2]))
+  assert np.all(np.isfinite(log_prob.numpy()))
+  assert np.all(action.numpy() >= [-2.0, 0.0]) and np.all(action.numpy() <= [1.0, 3.0])
+
+
+def test_random_shift_is_an_edge_replicating_shift_of_at_most_pad_pixels():
+  rows, cols = np.meshgrid(np.arange(12), np.arange(12), indexing="ij")
+  image = np.stack([rows, cols], -1).astype(np.uint8)[None].repeat(32, 0)
+  out = sac.random_shift(tf.constant(image), 4, tf.random.Generator.from_seed(1)).numpy()
+  assert out.shape == image.shape and out.dtype == np.uint8
+  shifts = set()
+  for i in range(32):
+    dy = int(out[i, 6, 6, 0]) - 6
+    dx = int(out[i, 6, 6, 1]) - 6
+    assert -4 <= dy <= 4 and -4 <= dx <= 4
+    np.testing.assert_array_equal(out[i, :, :, 0], np.clip(rows + dy, 0, 11))
+    np.testing.assert_array_equal(out[i, :, :, 1], np.clip(cols + dx, 0, 11))
+    shifts.add((dy, dx))
+  assert len(shifts) > 5
+  agent = make_agent(augmentation="random_shift")
+  assert agent.update(make_batch()).finite
+
+
+def test_checkpoint_restores_an_agent_that_acts_and_updates_identically(tmp_path):
+  agent = make_agent(seed=3)
+  agent.update(make_batch(seed=1))
+  path = tf.train.Checkpoint(**agent.checkpoint_items()).save(str(tmp_path / "ckpt"))
+  other = make_agent(seed=9)
+  tf.train.Checkpoint(**other.checkpoint_items()).restore(path).assert_existing_objects_matched()
+  obs = make_batch()["observation"]
+  np.testing.assert_array_equal(agent.act(obs), other.act(obs))
+  np.testing.assert_array_equal(agent.act(obs, greedy=True), other.act(obs, greedy=True))
+  a, b = agent.update(make_batch(seed=2)), other.update(make_batch(seed=2))
+  assert float(a.loss) == float(b.loss)
+  for x, y in zip(agent.target_q_network.variables, other.target_q_network.variables):
+    np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_stock_train_runs_on_the_same_network_and_compiled_update_under_xla():
+  agent = make_agent(jit_compile=True)
+  assert agent.update(make_batch()).finite
+  from tf_agents.trajectories import trajectory  # pylint: disable=g-import-not-at-top
+  batch = make_batch()
+  obs = np.stack([batch["observation"], batch["next_observation"]], 1)
+  experience = trajectory.Trajectory(
+      step_type=tf.zeros([B, 2], tf.int32), observation=tf.constant(obs),
+      action=tf.constant(np.stack([batch["action"]] * 2, 1)), policy_info=(),
+      next_step_type=tf.ones([B, 2], tf.int32), reward=tf.constant(np.stack([batch["reward"]] * 2,
+                                                                             1)),
+      discount=tf.ones([B, 2]))
+  assert np.isfinite(float(agent.train(experience).loss))
+
+
+def test_network_contract_parts_and_per_network_accounting():
+  for bottleneck in ("flatten", "gap", "softmoe"):
+    net = sac_networks.build_sac_network(OBS, ACT, bottleneck=bottleneck, head_units=(16, 16))
+    net.create_variables()
+    obs = make_batch()["observation"]
+    groups = {g for g, _, _ in net.activations(obs)}
+    assert {"phi", "psi"} <= groups
+    names = [n for _, n, _ in net.activations(obs)]
+    assert len(names) == len(set(names))
+    assert net.decode(net.encode(obs)).shape == (B,)
+    total = accounting.account(net)
+    views = {k: accounting.account(v) for k, v in net.part_networks().items()}
+    assert (views["critic"]["parts"]["psi"]["params"] + views["actor"]["parts"]["psi"]["params"]
+            == total["parts"]["psi"]["params"])
+    assert views["critic"]["parts"]["phi"] == total["parts"]["phi"]
+    trainable = sum(int(np.prod(v.shape)) for v in net.trainable_variables)
+    assert total["total"]["params"] == trainable
+  # 12x12 SAME -> 6x6x32; flatten feeds 1152 features to each 50-wide feature layer.
+  flat = sac_networks.build_sac_network(OBS, ACT, bottleneck="flatten")
+  flat.create_variables()
+  assert accounting.psi_input_weights(flat) == 2 * 6 * 6 * 32 * 50
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"tau": 0.0}, "tau"),
+    ({"target_action": "mean"}, "target_action"),
+    ({"augmentation": "crop"}, "augmentation"),
+    ({"learning_rat": 1.0}, "learning_rat"),
+])
+def test_bad_settings_are_rejected(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    make_agent(**kwargs)
+
+
+def test_discrete_actions_and_pruned_bottleneck_are_rejected():
+  discrete = tensor_spec.BoundedTensorSpec((), tf.int64, 0, 3)
+  with pytest.raises(ValueError, match="continuous"):
+    sac_networks.build_sac_network(OBS, discrete)
+  with pytest.raises(ValueError, match="pruned"):
+    sac_networks.build_sac_network(OBS, ACT, bottleneck="pruned")
+  net = sac_networks.build_sac_network(OBS, ACT, head_units=(8,))
+  with pytest.raises(ValueError, match="continuous"):
+    sac.SACAgent(ts.time_step_spec(OBS), discrete, net)
