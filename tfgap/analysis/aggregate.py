@@ -49,15 +49,21 @@ def score_source_of(record):
 
 @dataclasses.dataclass(frozen=True, order=True)
 class Config:
-  """One configuration: runs of it differ only in game and seed."""
+  """One configuration: runs of it differ only in game and seed.
+
+  `variant` is the run's `Runner.variant` label (e.g. a study's axis value such as "psi_x4"),
+  empty when unset; it separates configurations the four network fields do not tell apart.
+  """
   agent: str
   encoder: str
   bottleneck: str
   width_scale: float
+  variant: str = ""
 
   @property
   def label(self):
-    return f"{self.agent}/{self.encoder}/{self.bottleneck}/x{self.width_scale:g}"
+    base = f"{self.agent}/{self.encoder}/{self.bottleneck}/x{self.width_scale:g}"
+    return f"{base} [{self.variant}]" if self.variant else base
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +172,7 @@ def _parse_line(text):
 
 def _identity(record):
   config = Config(str(record["agent"]), str(record["encoder"]), str(record["bottleneck"]),
-                  float(record["width_scale"]))
+                  float(record["width_scale"]), str(record.get("variant") or ""))
   return config, record["game"], record["seed"]
 
 

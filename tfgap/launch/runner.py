@@ -110,8 +110,13 @@ class Runner:
 
   # ---------------------------------------------------------------- the loop
 
-  def run(self):
-    """Trains for the remaining iterations; returns the list of metrics records written."""
+  def run(self, on_record=None):
+    """Trains for the remaining iterations; returns the list of metrics records written.
+
+    Args:
+      on_record: optional callable receiving each iteration's record once it is in metrics.jsonl
+        (e.g. a study reporting progress to its scheduler).
+    """
     config = self.config
     with rundir.RunLock(self.paths):
       self.paths.make()
@@ -140,6 +145,8 @@ class Runner:
           record = self._record(iteration, train, evaluation)
           self.summaries.iteration(record)
           self.metrics.append(record)
+          if on_record is not None:
+            on_record(record)
           if config.export_policies:
             self._export_policy(iteration)
           self._save_checkpoint(iteration, record)
@@ -304,6 +311,7 @@ class Runner:
         "encoder": getattr(net, "encoder_name", None),
         "bottleneck": getattr(net, "bottleneck_name", None),
         "width_scale": getattr(net, "width_scale", None),
+        "variant": self.config.variant,
         "train_return": records_lib.mean_or_none(train.returns),
         "train_episodes": len(train.returns),
         "eval_return": records_lib.mean_or_none(evaluation.returns) if evaluation else None,
