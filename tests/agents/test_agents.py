@@ -40,7 +40,7 @@ def test_greedy_actions_match_the_tf_agents_policy(rainbow):
   assert rainbow.act(obs, 0.0).dtype == np.int64
 
 
-def test_epsilon_one_is_uniform_and_epsilon_variable_drives_collect_policy(rainbow):
+def test_epsilon_one_is_uniform_and_collect_policy_follows_the_agents_clock(rainbow):
   obs = np.repeat(observations(1), 2000, axis=0)
   counts = np.bincount(rainbow.act(obs, epsilon=1.0), minlength=4)
   assert counts.sum() == 2000 and np.all(np.abs(counts - 500) < 100), counts
@@ -48,14 +48,20 @@ def test_epsilon_one_is_uniform_and_epsilon_variable_drives_collect_policy(rainb
   # epsilon 0.5: greedy half the time plus a quarter of the random draws.
   share = np.mean(rainbow.act(obs, epsilon=0.5) == greedy)
   assert 0.55 < share < 0.70, share
-  rainbow.epsilon.assign(1.0)
+  assert int(rainbow.env_step) == 0  # An explicit epsilon leaves the clock alone.
   step = ts.TimeStep(tf.ones([2000], tf.int32), tf.zeros([2000]), tf.ones([2000]),
                      tf.constant(obs))
+  # Warm-up (env_step < min_replay_history): epsilon 1, uniform actions.
   collected = rainbow.collect_policy.action(step).action.numpy()
-  assert len(np.unique(collected)) == 4  # exploring
-  rainbow.epsilon.assign(0.0)
+  assert len(np.unique(collected)) == 4 and float(rainbow.epsilon) == 1.0
+  assert int(rainbow.env_step) == 2000  # One agent step per batch entry.
+  # Past the decay: epsilon_train (0.01), read from the same clock by act() and the policy.
+  rainbow.env_step.assign(10**7)
   collected = rainbow.collect_policy.action(step).action.numpy()
-  assert np.all(collected == greedy)
+  assert float(rainbow.epsilon) == pytest.approx(0.01)
+  assert np.mean(collected == greedy) > 0.97
+  assert np.mean(rainbow.act(obs) == greedy) > 0.97
+  assert int(rainbow.env_step) == 10**7 + 4000
 
 
 @pytest.mark.parametrize("step,expected", [
@@ -75,6 +81,9 @@ def test_dqn_agent_defaults_follow_the_reference_table():
   assert agent.optimizer.get_config()["learning_rate"] == pytest.approx(6.25e-5)
   assert agent.optimizer.get_config()["epsilon"] == pytest.approx(1.5e-4)
   assert agent.epsilon_at(0) == 1.0 and agent.epsilon_at(10**6) == pytest.approx(0.01)
+  # Dopamine's JaxDQNAgent: MSE loss, plain max over the target network.
+  assert (agent.loss, agent.double, agent.exploration, agent.noisy) == ("mse", False, "auto",
+                                                                         False)
   assert agent.jit_compile == agents.default_jit_compile()
   assert agents.resolve_jit_compile(None) == bool(tf.config.list_physical_devices("GPU"))
 
@@ -88,6 +97,66 @@ def test_der_defaults_follow_the_reference_table():
   assert agent.optimizer.get_config()["learning_rate"] == pytest.approx(1e-4)
   np.testing.assert_allclose(agent.support.numpy()[[0, -1]], [-10.0, 10.0])
   assert agent.num_atoms == 51
+  # Noisy network: epsilon 0 from the first step, warm-up included (Dopamine's zero_epsilon).
+  assert agent.noisy and agent.exploration == "auto" and agent.double
+  assert agent.epsilon_at(0) == 0.0 and agent.epsilon_at(1000) == 0.0
+  assert float(agent.epsilon) == 0.0
+
+
+@pytest.mark.parametrize("exploration,noisy,expected", [
+    ("auto", True, [0.0, 0.0, 0.0]), ("auto", False, [1.0, 0.505, 0.01]),
+    ("linear", True, [1.0, 0.505, 0.01]), ("zero", False, [0.0, 0.0, 0.0])])
+def test_exploration_setting_picks_the_schedule(exploration, noisy, expected):
+  tss, act = specs()
+  net = networks.build_categorical_q_network(tss.observation, act, num_atoms=11, dueling=True,
+                                             noisy=noisy, bottleneck="gap")
+  agent = agents.RainbowAgent(tss, act, net, exploration=exploration, min_replay_history=100,
+                              epsilon_decay_period=200)
+  assert agent.noisy == noisy
+  got = [agent.epsilon_at(t) for t in (0, 200, 10**6)]
+  np.testing.assert_allclose(got, expected, atol=1e-9)
+  # The graph-side schedule (collect policy, act) agrees with the Python one.
+  for t in (0, 150, 200, 299, 10**6):
+    assert float(agent.epsilon_schedule.tensor(tf.constant(t, tf.int64))) == pytest.approx(
+        agent.epsilon_at(t), abs=1e-7)
+
+
+def test_act_without_epsilon_advances_the_clock_and_explicit_epsilon_does_not():
+  tss, act = specs()
+  agent = agents.DQNAgent(tss, act, networks.build_q_network(tss.observation, act),
+                          min_replay_history=4, epsilon_decay_period=8)
+  obs = observations(2)
+  assert float(agent.epsilon) == 1.0
+  for i in range(1, 7):
+    agent.act(obs)
+    assert int(agent.env_step) == 2 * i
+    # The epsilon of the last call: the schedule at the steps taken before it.
+    assert float(agent.epsilon) == pytest.approx(agent.epsilon_at(2 * i - 2))
+  agent.act(obs, epsilon=agent.epsilon_eval)
+  assert int(agent.env_step) == 12
+  assert float(agent.epsilon) == pytest.approx(agent.epsilon_at(10))
+
+
+def test_checkpoints_holding_epsilon_restore_and_the_schedule_takes_over(tmp_path):
+  tss, act = specs()
+  # Checkpoints written before the clock existed hold a variable named `epsilon` (1.0).
+  old = tf.train.Checkpoint(epsilon=tf.Variable(1.0, dtype=tf.float32))
+  path = old.save(str(tmp_path / "old"))
+  agent = agents.DQNAgent(tss, act, networks.build_q_network(tss.observation, act),
+                          min_replay_history=0, epsilon_decay_period=1)
+  agent.env_step.assign(5)
+  agent.act(observations(1))
+  assert float(agent.epsilon) == pytest.approx(0.01)
+  tf.train.Checkpoint(epsilon=agent.epsilon).restore(path).assert_consumed()
+  assert float(agent.epsilon) == 1.0
+  agent.act(observations(1))
+  assert float(agent.epsilon) == pytest.approx(0.01)
+  # The clock itself is a trackable variable of the agent.
+  new = tf.train.Checkpoint(agent=agent)
+  saved = new.save(str(tmp_path / "new"))
+  agent.env_step.assign(0)
+  new.restore(saved)
+  assert int(agent.env_step) == 7
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -97,6 +166,8 @@ def test_der_defaults_follow_the_reference_table():
     (dict(jit_compile="yes"), r"jit_compile='yes' is not accepted; accepted: None \(XLA on GPU"),
     (dict(learning_rate=0.0), "learning_rate=0.0 is not accepted; accepted: a finite number > 0"),
     (dict(n_stepp=3), "DQNAgent option=.n_stepp. is not accepted.*Did you mean .n_step."),
+    (dict(loss="l1"), r"loss='l1' is not accepted; accepted: 'mse', 'huber'"),
+    (dict(exploration="linaer"), r"exploration='linaer' is not accepted.*Did you mean 'linear'"),
 ])
 def test_bad_hyperparameters_raise_value_error_naming_them(kwargs, message):
   tss, act = specs()

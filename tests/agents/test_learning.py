@@ -20,8 +20,9 @@ NUM_ACTIONS = 3
 RANDOM_RETURN = EPISODE_LENGTH / NUM_ACTIONS  # 3.33; the optimal policy earns 10.
 TRAIN_STEPS = 1600  # environment steps over both environments
 
-# Short-horizon settings so that learning fits in a test: the agents' own losses, networks,
-# replay and exploration schedule, with smaller periods than the Atari defaults.
+# Short-horizon settings so that learning fits in a test: the agents' own losses (DQN: MSE on the
+# target max), networks, replay and exploration (DER: noisy, epsilon 0 throughout), with smaller
+# periods than the Atari defaults.
 AGENT_SETTINGS = {
     "dqn": dict(learning_rate=1e-3, n_step=1, update_period=1, target_update_period=50,
                 min_replay_history=200, epsilon_decay_period=300),
@@ -91,11 +92,12 @@ def test_agent_beats_random_policy(name):
   assert after >= RANDOM_RETURN + 3.0, (name, before, after)
   assert after >= before + 2.0, (name, before, after)
   assert int(agent.train_step_counter.numpy()) == TRAIN_STEPS - 200 + 2
-  # The TF-Agents collect policy reads the same epsilon variable.
-  agent.epsilon.assign(0.0)
-  obs = tf.constant(time_step.observation)
-  policy_actions = agent.collect_policy.action(
-      ts.TimeStep(tf.constant(time_step.step_type), tf.constant(time_step.reward),
-                  tf.constant(time_step.discount), obs)).action.numpy()
-  if name != "der":  # DER's noisy layers draw new noise on every call.
+  # DER's noisy network explored alone: epsilon 0 from the first step, as in Dopamine.
+  assert agent.noisy == (name == "der") and (agent.epsilon_at(0) == 0.0) == agent.noisy
+  if not agent.noisy:  # Noisy layers draw new noise on every call.
+    # The TF-Agents greedy policy and the compiled actor at epsilon 0 agree.
+    policy_actions = agent.policy.action(
+        ts.TimeStep(tf.constant(time_step.step_type), tf.constant(time_step.reward),
+                    tf.constant(time_step.discount),
+                    tf.constant(time_step.observation))).action.numpy()
     np.testing.assert_array_equal(policy_actions, agent.act(time_step.observation, 0.0))

@@ -37,27 +37,38 @@ def make_batch(seed=0, terminal_every=3):
   }
 
 
+# DQN variants: Dopamine's (MSE, plain max: the defaults) and the Huber / double-DQN options.
+DQN_KINDS = {"dqn": {}, "dqn_huber_double": dict(loss="huber", double=True)}
+
+
 def make_agent(kind, jit_compile=False, **kwargs):
   tss, act = specs()
-  if kind == "dqn":
+  if kind in DQN_KINDS:
     net = networks.build_q_network(tss.observation, act, bottleneck="gap")
-    return agents.DQNAgent(tss, act, net, jit_compile=jit_compile, **kwargs)
+    return agents.DQNAgent(tss, act, net, jit_compile=jit_compile, **DQN_KINDS[kind], **kwargs)
   net = networks.build_categorical_q_network(tss.observation, act, num_atoms=11, dueling=True,
                                              bottleneck="gap")
   return agents.RainbowAgent(tss, act, net, jit_compile=jit_compile, **kwargs)
 
 
 def reference_dqn_loss(agent, batch):
-  """Double-DQN Huber loss written out in numpy from the networks' eager outputs."""
+  """The DQN loss written out in numpy from the networks' eager outputs: Dopamine's
+  `(target - q)^2` on `r + discount * max_a Q_target` by default, or Huber / double DQN."""
   q = agent.q_network(batch["observation"])[0].numpy()
   q_next_online = agent.q_network(batch["next_observation"])[0].numpy()
   q_next_target = agent.target_q_network(batch["next_observation"])[0].numpy()
   rows = np.arange(BATCH)
-  best = q_next_online.argmax(axis=1)
-  target = batch["reward"] + batch["discount"] * q_next_target[rows, best]
+  if agent.double:
+    bootstrap = q_next_target[rows, q_next_online.argmax(axis=1)]
+  else:
+    bootstrap = q_next_target.max(axis=1)
+  target = batch["reward"] + batch["discount"] * bootstrap
   td = q[rows, batch["action"]] - target
-  huber = np.where(np.abs(td) <= 1.0, 0.5 * td ** 2, np.abs(td) - 0.5)
-  return np.mean(batch["weights"] * huber), np.abs(td)
+  if agent.loss == "mse":
+    per_sample = td ** 2
+  else:
+    per_sample = np.where(np.abs(td) <= 1.0, 0.5 * td ** 2, np.abs(td) - 0.5)
+  return np.mean(batch["weights"] * per_sample), np.abs(td)
 
 
 def brute_force_projection(target_support, probabilities, support):
@@ -119,9 +130,10 @@ def test_projection_matches_brute_force_and_tf_agents(seed):
 def independent_loss(kind, online, target, batch, support=None):
   """The update's loss rebuilt from TF-Agents' own pieces, never from tfgap.agents.losses.
 
-  DQN: TF-Agents' element-wise Huber loss on double-DQN targets. C51: TF-Agents'
-  `project_distribution` of the target distribution (next action chosen by the online network)
-  and TensorFlow's softmax cross-entropy. Both weighted by the importance weights and averaged.
+  DQN: TF-Agents' element-wise squared loss on max-over-target targets (Dopamine's DQN), or its
+  Huber loss on double-DQN targets. C51: TF-Agents' `project_distribution` of the target
+  distribution (next action chosen by the online network) and TensorFlow's softmax
+  cross-entropy. Both weighted by the importance weights and averaged.
   """
   rows = tf.range(BATCH)
   taken = tf.stack([rows, tf.constant(batch["action"], tf.int32)], axis=1)
@@ -130,6 +142,10 @@ def independent_loss(kind, online, target, batch, support=None):
   next_online = online(batch["next_observation"])[0]
   next_target = target(batch["next_observation"])[0]
   if kind == "dqn":
+    bootstrap = tf.reduce_max(next_target, axis=1)
+    targets = tf.stop_gradient(reward + discount * bootstrap)
+    per_sample = common.element_wise_squared_loss(targets, tf.gather_nd(out, taken))
+  elif kind == "dqn_huber_double":
     best = tf.argmax(next_online, axis=1, output_type=tf.int32)
     bootstrap = tf.gather_nd(next_target, tf.stack([rows, best], axis=1))
     targets = tf.stop_gradient(reward + discount * bootstrap)
@@ -153,14 +169,14 @@ def first_adam_step(value, grad, lr, epsilon, beta_1=0.9, beta_2=0.999):
   return value - step_size * m / (np.sqrt(v) + epsilon)
 
 
-@pytest.mark.parametrize("kind", ["dqn", "rainbow"])
+@pytest.mark.parametrize("kind", ["dqn", "dqn_huber_double", "rainbow"])
 def test_compiled_update_equals_reference_loss_and_adam_step(kind):
   agent = make_agent(kind, learning_rate=1e-3, target_update_period=1000, update_period=1)
   batch = make_batch()
   # Make the target network differ from the online one so double selection matters.
   for v in agent.target_q_network.trainable_variables:
     v.assign(v * 0.9 + 0.01)
-  reference = reference_dqn_loss if kind == "dqn" else reference_c51_loss
+  reference = reference_dqn_loss if kind in DQN_KINDS else reference_c51_loss
   expected_loss, expected_priorities = reference(agent, batch)
 
   # Reference parameter step: gradients of the independently built loss on a copy of the online
@@ -169,7 +185,7 @@ def test_compiled_update_equals_reference_loss_and_adam_step(kind):
   reference_net.create_variables()
   for src, dst in zip(agent.q_network.variables, reference_net.variables):
     dst.assign(src)
-  support = None if kind == "dqn" else tf.constant(agent.support.numpy())
+  support = None if kind in DQN_KINDS else tf.constant(agent.support.numpy())
   with tf.GradientTape() as tape:
     reference_loss = independent_loss(kind, reference_net, agent.target_q_network, batch,
                                       support)
@@ -260,3 +276,72 @@ def test_pruned_network_masks_follow_update_count():
   assert pruning.pruning_step(agent.q_network) == 6
   rows = pruning.sparsity_report(agent.q_network)
   assert rows and all(abs(r["sparsity"] - 0.9) < 0.01 for r in rows)
+
+
+def test_dqn_defaults_are_dopamines_mse_on_the_target_max():
+  agent = make_agent("dqn")
+  assert (agent.loss, agent.double) == ("mse", False)
+  # Make the online argmax and the target argmax disagree, so double and plain targets differ.
+  for v in agent.target_q_network.trainable_variables:
+    v.assign(-v)
+  batch = make_batch(terminal_every=1000)
+  q_next_target = agent.target_q_network(batch["next_observation"])[0].numpy()
+  q = agent.q_network(batch["observation"])[0].numpy()
+  rows = np.arange(BATCH)
+  td = q[rows, batch["action"]] - (batch["reward"] + batch["discount"] * q_next_target.max(1))
+  loss, priorities = agent.update(dict(batch, weights=np.ones(BATCH, np.float32)))
+  np.testing.assert_allclose(float(loss), np.mean(td ** 2), rtol=1e-4)  # No 0.5 factor.
+  np.testing.assert_allclose(priorities.numpy(), np.abs(td), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("kind", ["dqn", "rainbow"])
+def test_update_reports_whether_loss_priorities_and_weights_are_finite(kind, jit_compile):
+  agent = make_agent(kind, jit_compile=jit_compile)
+  result = agent.update(make_batch())
+  assert result.finite and result.nonfinite() == ()
+  loss, priorities = result  # Still unpacks as (loss, priorities).
+  assert loss is result.loss and priorities is result.priorities
+  # A NaN importance weight poisons the loss and, through the gradient, the weights; the
+  # per-sample priorities do not depend on it.
+  weights = np.ones(BATCH, np.float32)
+  weights[3] = np.nan
+  result = agent.update(dict(make_batch(), weights=weights))
+  assert not result.finite and result.nonfinite() == ("loss", "weights")
+  # A diverged network (a NaN weight) makes all three non-finite.
+  agent = make_agent(kind, jit_compile=jit_compile)
+  bias = agent.q_network.trainable_variables[-1]
+  bias.assign(tf.fill(bias.shape, np.nan))
+  result = agent.update(make_batch())
+  assert not result.finite and result.nonfinite() == ("loss", "priorities", "weights")
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_weights_that_overflow_in_the_step_are_caught_although_the_loss_was_finite(jit_compile):
+  from tfgap.compat import keras  # pylint: disable=g-import-not-at-top
+  # SGD with a step far past float32's range: the loss (computed before the step) is finite,
+  # the weights after it are not. Only the weight check can tell.
+  agent = make_agent("dqn", jit_compile=jit_compile,
+                     optimizer=keras.optimizers.legacy.SGD(learning_rate=1e38))
+  batch = dict(make_batch(), reward=np.full(BATCH, 100.0, np.float32))
+  result = agent.update(batch)
+  assert np.isfinite(float(result.loss)) and np.all(np.isfinite(result.priorities.numpy()))
+  assert not all(np.all(np.isfinite(v.numpy())) for v in agent.q_network.trainable_variables)
+  assert not result.finite and result.nonfinite() == ("weights",)
+
+
+def test_nan_priorities_of_a_diverged_learner_get_a_clear_message():
+  from tfgap import replay as replay_lib  # pylint: disable=g-import-not-at-top
+  agent = make_agent("rainbow")
+  bias = agent.q_network.trainable_variables[-1]
+  bias.assign(tf.fill(bias.shape, np.nan))
+  result = agent.update(make_batch())
+  buffer = replay_lib.ReplayBuffer(capacity=64, frame_shape=(12, 12, 1), stack_size=2,
+                                   prioritized=True)
+  with pytest.raises(ValueError, match=r"priorities=\[nan, .*the learner diverged"):
+    buffer.update_priorities(np.arange(BATCH), result.priorities.numpy())
+  # Long batches are summarised, not listed.
+  many = np.ones(32)
+  many[[3, 9]] = np.nan
+  with pytest.raises(ValueError, match=r"<2 of 32 NaN or infinite, e\.g\. nan>.*diverged"):
+    buffer.update_priorities(np.arange(32), many)

@@ -14,6 +14,11 @@ FIRST, MID, LAST = int(ts.StepType.FIRST), int(ts.StepType.MID), int(ts.StepType
 BACKENDS = ("gymnasium", "vector")
 
 
+def _vector_ok(backend):
+  """Overrides letting Atari100K run on the vector backend: no no-op starts (gymnasium only)."""
+  return {"noop_max": 0} if backend == "vector" else {}
+
+
 def _run(env, actions):
   """Steps a batched env through `actions` [T, n]; returns the list of time steps."""
   return [env.step(np.asarray(a, np.int64)) for a in actions]
@@ -23,7 +28,7 @@ def _run(env, actions):
 @pytest.mark.parametrize("num_envs,backend", [(1, "auto"), (2, "auto"), (2, "gymnasium"),
                                               (2, "vector"), (1, "vector")])
 def test_shapes_dtypes_and_zero_padded_first_observation(suite, num_envs, backend):
-  env = envs.make(suite, "Breakout", num_envs=num_envs, backend=backend)
+  env = envs.make(suite, "Breakout", num_envs=num_envs, backend=backend, **_vector_ok(backend))
   try:
     assert env.observation_spec().shape == (84, 84, 4)
     assert env.observation_spec().dtype == np.uint8
@@ -58,7 +63,7 @@ def test_sticky_actions_really_applied_in_ale(suite, expected):
       assert game.ale.getInt("frame_skip") == 1  # Skipping happens in the wrapper, once.
   finally:
     env.close()
-  vec = envs.make(suite, "Pong", num_envs=2, backend="vector")
+  vec = envs.make(suite, "Pong", num_envs=2, backend="vector", **_vector_ok("vector"))
   try:
     assert vec.vector_kwargs["repeat_action_probability"] == pytest.approx(expected)
   finally:
@@ -150,7 +155,8 @@ def _breakout_actions(t):
 def test_life_loss_is_terminal_only_in_atari100k(backend):
   results = {}
   for suite in ("atari", "atari100k"):
-    env = envs.make(suite, "Breakout", num_envs=2, backend=backend, sticky_actions=0.0)
+    env = envs.make(suite, "Breakout", num_envs=2, backend=backend, sticky_actions=0.0,
+                    **_vector_ok(backend))
     prev = env.reset()
     events = []
     for t in range(120):
@@ -252,3 +258,66 @@ def test_make_tf_steps_in_tensorflow(num_envs):
     assert tf_env.pyenv.pop_episode_stats() == []
   finally:
     tf_env.pyenv.close()
+
+
+def _noops_at_reset(env, resets):
+  """Agent steps of NOOP each reset played before the first observation (from ALE's frame count)."""
+  counts = []
+  for _ in range(resets):
+    env.reset()
+    frames = [game.ale.getEpisodeFrameNumber() for game in env.games]
+    assert all(f % 4 == 0 for f in frames)  # Whole agent steps: frame skip 4.
+    counts.extend(f // 4 for f in frames)
+  return counts
+
+
+def test_atari100k_starts_games_with_up_to_30_noop_agent_steps():
+  # Dopamine's DataEfficientAtariRunner (max_noops=30): randint(0, 30) agent steps of NOOP at
+  # the start of every train and eval game; the Machado protocol ("atari") has none.
+  for mode in ("train", "eval"):
+    env = envs.make("atari100k", "Pong", num_envs=2, seed=4, mode=mode)
+    try:
+      assert env.protocol["noop_max"] == 30 and env.protocol["backend"] == "gymnasium"
+      counts = _noops_at_reset(env, 10)
+      assert all(0 <= c < 30 for c in counts) and len(set(counts)) > 5, counts
+    finally:
+      env.close()
+  # The same seed gives the same no-op counts.
+  again = envs.make("atari100k", "Pong", num_envs=2, seed=4, mode="eval")
+  try:
+    assert _noops_at_reset(again, 10) == counts
+  finally:
+    again.close()
+  atari = envs.make("atari", "Pong", num_envs=2, backend="gymnasium")
+  try:
+    assert atari.protocol["noop_max"] == 0 and _noops_at_reset(atari, 3) == [0] * 6
+  finally:
+    atari.close()
+
+
+def test_noop_steps_are_hidden_from_the_learner_and_the_episode_stats():
+  env = envs.make("atari100k", "Pong", seed=1, max_episode_steps=5, sticky_actions=0.0)
+  try:
+    first = env.reset()
+    noops = env.games[0].ale.getEpisodeFrameNumber() // 4
+    assert noops > 0  # Seed 1 draws some no-ops.
+    # The first observation is the screen after the no-ops, zero-padded as after any reset.
+    assert first.step_type == FIRST and not first.observation[..., :3].any()
+    for _ in range(5):
+      step = env.step(np.int64(0))
+    assert step.step_type == LAST  # Truncated after 5 agent steps: the no-ops did not count.
+    stats = env.pop_episode_stats()
+    assert [s["length"] for s in stats] == [5]
+    assert env.games[0].ale.getEpisodeFrameNumber() == 4 * (noops + 5)
+  finally:
+    env.close()
+
+
+def test_noop_starts_need_the_gymnasium_backend():
+  with pytest.raises(ValueError, match=r"backend='vector' is not accepted with noop_max=30"):
+    envs.make("atari100k", "Pong", num_envs=2, backend="vector")
+  env = envs.make("atari", "Pong", num_envs=2, noop_max=10)  # "auto" picks gymnasium.
+  try:
+    assert env.protocol["backend"] == "gymnasium"
+  finally:
+    env.close()

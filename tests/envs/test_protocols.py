@@ -17,6 +17,10 @@ from tfgap.envs import protocols
     ("atari100k", "train", "sticky_actions", 0.0),
     ("atari100k", "train", "terminal_on_life_loss", True),
     ("atari100k", "eval", "clip_rewards", False),
+    # No-op starts: none in Dopamine's Atari Runner, up to 30 in its DataEfficientAtariRunner.
+    ("atari", "train", "noop_max", 0),
+    ("atari100k", "train", "noop_max", 30),
+    ("atari100k", "eval", "noop_max", 30),
     ("procgen", "train", "num_levels", 200),
     ("procgen", "train", "start_level", 0),
     ("procgen", "eval", "num_levels", 0),
@@ -59,6 +63,7 @@ def test_override_is_applied_and_converted():
     ("atari", "Pong", {"stiky_actions": 0.1}, r"Unknown protocol override 'stiky_actions'.*"
                                               r"Did you mean sticky_actions"),
     ("atari100k", "Pong", {"max_episode_steps": -1}, r"max_episode_steps=-1"),
+    ("atari100k", "Pong", {"noop_max": -1}, r"noop_max=-1 is not accepted"),
     ("procgen", "coinrun", {"distribution_mode": "easyy"}, r"distribution_mode='easyy'.*'easy'"),
     ("procgen", "coinrun", {"sticky_actions": 0.0}, r"Unknown protocol override.*num_levels"),
     ("dmc", "walker-walk", {"action_repeat": 0}, r"action_repeat=0"),

@@ -17,7 +17,9 @@ dataclass (`tfgap.agents.settings`); DER is Rainbow with `settings.DER_DEFAULTS`
 from tfgap import checks
 
 from tfgap.agents.base import default_jit_compile
+from tfgap.agents.base import network_is_noisy
 from tfgap.agents.base import resolve_jit_compile
+from tfgap.agents.base import UpdateResult
 from tfgap.agents.dqn import DQNAgent
 from tfgap.agents.rainbow import DERAgent
 from tfgap.agents.rainbow import RainbowAgent
@@ -26,6 +28,8 @@ from tfgap.agents.sac import SACAgent
 from tfgap.agents.sac import SACSettings
 from tfgap.agents.schedules import linearly_decaying_epsilon
 from tfgap.agents.schedules import LinearEpsilon
+from tfgap.agents.schedules import ZeroEpsilon
+from tfgap.agents.settings import AgentSettings
 from tfgap.agents.settings import DER_DEFAULTS
 from tfgap.agents.settings import DQN_DEFAULTS
 from tfgap.agents.settings import DQNSettings
@@ -47,6 +51,7 @@ def agent_class(name):
 
 
 __all__ = ["DQNAgent", "RainbowAgent", "DERAgent", "SACAgent", "AGENTS", "agent_class",
-           "linearly_decaying_epsilon", "LinearEpsilon", "default_jit_compile",
-           "resolve_jit_compile", "DQNSettings", "RainbowSettings", "DQN_DEFAULTS",
+           "linearly_decaying_epsilon", "LinearEpsilon", "ZeroEpsilon", "default_jit_compile",
+           "resolve_jit_compile", "network_is_noisy", "UpdateResult", "AgentSettings",
+           "DQNSettings", "RainbowSettings", "DQN_DEFAULTS",
            "RAINBOW_DEFAULTS", "DER_DEFAULTS", "SACSettings", "SAC_DEFAULTS"]

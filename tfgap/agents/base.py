@@ -7,18 +7,26 @@ path used by `tfgap.launch.train`: one `tf.function` (XLA when `jit_compile`) th
 numpy batch `tfgap.replay.ReplayBuffer.sample` returns (uint8 observations, action, n-step return,
 bootstrap discount, uint8 next observations, importance weights), computes the loss, applies the
 optimizer, counts the update, refreshes the target network every `target_update_period` agent
-steps and pins the pruning step of pruned networks to the update count. It returns the loss and
-per-sample priorities for prioritized replay. Summaries are never written inside it (XLA has no
-summary ops); the caller writes them from the returned values.
+steps and pins the pruning step of pruned networks to the update count. It returns an
+`UpdateResult`: the loss, per-sample priorities for prioritized replay and whether the loss,
+the priorities and the updated weights are all finite. Summaries are never written inside it
+(XLA has no summary ops); the caller writes them from the returned values.
+
+Exploration follows the agent's own clock: `agent.env_step` counts the agent (environment) steps
+taken by `collect_policy` and by `act()` without an explicit epsilon, and both read the training
+epsilon of that step from the schedule, as Dopamine's agents read it from their `training_steps`.
 """
 
+import collections
 import inspect
 
 import numpy as np
 import tensorflow as tf
+from tf_agents.policies import epsilon_greedy_policy
 
 from tfgap import checks
 from tfgap.agents import schedules
+from tfgap.networks import heads as heads_lib
 from tfgap.networks import pruning as pruning_lib
 
 BATCH_KEYS = ("observation", "action", "reward", "discount", "next_observation", "weights")
@@ -75,19 +83,92 @@ def settings_signature(cls):
   return cls
 
 
+def network_is_noisy(network):
+  """True when `network` has noisy layers (tfgap's `NoisyDense`, or a boolean `noisy` attribute).
+
+  Exploration setting "auto" gives noisy networks epsilon 0, as Dopamine's full Rainbow does.
+  """
+  flag = getattr(network, "noisy", None)
+  if isinstance(flag, bool):
+    return flag
+  if not hasattr(network, "_flatten_layers"):
+    return False
+  layers = network._flatten_layers(include_self=True, recursive=True)  # pylint: disable=protected-access
+  return any(isinstance(layer, heads_lib.NoisyDense) for layer in layers)
+
+
+class UpdateResult(collections.namedtuple("UpdateResult", ["loss", "priorities"])):
+  """What `agent.update(batch)` returns: `loss, priorities = agent.update(batch)` still works.
+
+  Attributes:
+    loss: scalar loss tensor (before the step).
+    priorities: `[B]` per-sample priorities.
+    finite_parts: `[3]` bool tensor: the loss, every priority and every trainable weight after
+      the step are finite (in the order of `PARTS`). Checked inside the compiled step.
+  """
+
+  PARTS = ("loss", "priorities", "weights")
+  finite_parts = None
+
+  @property
+  def finite(self):
+    """True when the loss, the priorities and the updated weights are all finite."""
+    return self.finite_parts is None or bool(np.all(np.asarray(self.finite_parts)))
+
+  def nonfinite(self):
+    """The names (among `PARTS`) of what became NaN or infinite in this update; () if none."""
+    if self.finite_parts is None:
+      return ()
+    flags = np.asarray(self.finite_parts)
+    return tuple(part for part, ok in zip(self.PARTS, flags) if not ok)
+
+
+class StepCountingEpsilonGreedyPolicy(epsilon_greedy_policy.EpsilonGreedyPolicy):
+  """TF-Agents' `EpsilonGreedyPolicy` that counts the agent steps it takes in `env_step`.
+
+  Every `action(time_step)` call is one agent step per batch entry whose time step is not LAST:
+  after choosing the actions it adds that count to `env_step`, the clock the epsilon callable
+  reads. The action chosen at a LAST step is discarded by the environment's reset, and Dopamine's
+  agent takes none there, so it is not counted (TF-Agents' step drivers count the same way). So a
+  stock TF-Agents driver (`DynamicStepDriver(env, agent.collect_policy, ...)`) explores as
+  Dopamine's agents do, with epsilon falling on the schedule of agent steps, warm-up included.
+  Calling `action` for anything but acting in the environment advances the clock as well.
+  """
+
+  def __init__(self, policy, epsilon, env_step, name=None):
+    super().__init__(policy, epsilon=epsilon, name=name)
+    self._env_step = env_step
+
+  @property
+  def env_step(self):
+    return self._env_step
+
+  def _action(self, time_step, policy_state, seed):
+    step = super()._action(time_step, policy_state, seed)
+    count = tf.reduce_sum(tf.cast(tf.logical_not(time_step.is_last()), tf.int64))
+    with tf.control_dependencies(tf.nest.flatten(step.action)):
+      self._env_step.assign_add(count)
+    return step
+
+
 class CompiledUpdateMixin:
   """Mixin for DqnAgent subclasses: `update`, `act`, exploration and replay settings.
 
   Subclasses set `DEFAULTS` (a `tfgap.agents.settings` dataclass), call `_init_settings` before
-  the TF-Agents constructor (the collect policy reads the epsilon variable) and `_init_compiled`
-  after it, and implement `_loss_and_priorities`. After `_init_settings` every settings field is
-  an attribute (`agent.n_step`, `agent.batch_size`, ...) and `agent.settings` holds them all.
+  the TF-Agents constructor (the collect policy reads the exploration clock) and
+  `_init_compiled` after it, pass `epsilon_greedy=self._scheduled_epsilon` to TF-Agents, and
+  implement `_loss_and_priorities`. After `_init_settings` every settings field is an attribute
+  (`agent.n_step`, `agent.batch_size`, ...) and `agent.settings` holds them all.
   """
 
   DEFAULTS = None  # The class's settings dataclass instance.
 
-  def _init_settings(self, overrides):
-    """Validates `DEFAULTS` + `overrides` into `self.settings` and mirrors them as attributes."""
+  def _init_settings(self, overrides, network):
+    """Validates `DEFAULTS` + `overrides` into `self.settings` and mirrors them as attributes.
+
+    Also builds the exploration schedule (it depends on whether `network` is noisy), the
+    `env_step` clock and the `epsilon` variable.
+    """
     defaults = type(self).DEFAULTS
     checks.check_options(type(self).__name__, overrides, defaults.field_names())
     self.settings = defaults.replace(**overrides)
@@ -98,10 +179,21 @@ class CompiledUpdateMixin:
     # steps, so the target is refreshed every target_update_period / update_period updates.
     self.target_update_updates = max(
         1, int(round(self.target_update_period / self.update_period)))
-    self.epsilon_schedule = schedules.LinearEpsilon(
-        self.epsilon_decay_period, self.min_replay_history, self.epsilon_train)
-    # Read by the collect policy (TF-Agents' EpsilonGreedyPolicy takes a callable) and by `act`.
-    self.epsilon = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="epsilon")
+    self.noisy = network_is_noisy(network)
+    if self.exploration == "zero" or (self.exploration == "auto" and self.noisy):
+      self.epsilon_schedule = schedules.ZeroEpsilon()
+    else:
+      self.epsilon_schedule = schedules.LinearEpsilon(
+          self.epsilon_decay_period, self.min_replay_history, self.epsilon_train)
+    # The exploration clock: agent steps taken by collect_policy and by act() without an explicit
+    # epsilon (Dopamine's `training_steps`, which its epsilon_fn reads; warm-up included). It
+    # counts environment steps, not updates (train_step_counter), so the schedule keeps
+    # Dopamine's units whatever the update period.
+    self.env_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_step")
+    # The epsilon the collect policy / act() used last. Kept as a variable named `epsilon`, as
+    # older checkpoints hold one; restoring it changes nothing, the schedule overwrites it.
+    self.epsilon = tf.Variable(self.epsilon_schedule(0), dtype=tf.float32, trainable=False,
+                               name="epsilon")
     self.act_rng = tf.random.Generator.from_seed(self.seed + 7919)
 
   def _init_compiled(self):
@@ -120,6 +212,8 @@ class CompiledUpdateMixin:
     # Acting runs on tiny batches where compilation does not pay; plain graph mode.
     self._act_fn = tf.function(
         self._act_step, input_signature=[obs, tf.TensorSpec([], tf.float32)], autograph=False)
+    self._act_scheduled_fn = tf.function(
+        self._act_scheduled_step, input_signature=[obs], autograph=False)
     spec = tf.nest.flatten(self.action_spec)[0]
     self._action_dtype = spec.dtype.as_numpy_dtype
     self._num_actions_int = int(spec.maximum) - int(spec.minimum) + 1
@@ -156,8 +250,27 @@ class CompiledUpdateMixin:
     return self._pruned
 
   def epsilon_at(self, env_steps):
-    """The training epsilon after `env_steps` agent steps (Dopamine's linear decay)."""
+    """The training epsilon after `env_steps` agent steps: Dopamine's linear decay, or 0 for
+    noisy networks (exploration "auto", as Dopamine's full Rainbow) or exploration "zero"."""
     return self.epsilon_schedule(env_steps)
+
+  def _setup_policy(self, time_step_spec, action_spec, boltzmann_temperature,
+                    emit_log_probability):
+    # TF-Agents builds the greedy and epsilon-greedy policies; the collect policy is rebuilt
+    # around the same Q policy so that it advances the exploration clock as it acts.
+    policy, collect_policy = super()._setup_policy(
+        time_step_spec, action_spec, boltzmann_temperature, emit_log_probability)
+    if isinstance(collect_policy, epsilon_greedy_policy.EpsilonGreedyPolicy):
+      collect_policy = StepCountingEpsilonGreedyPolicy(
+          collect_policy.wrapped_policy, epsilon=self._scheduled_epsilon,
+          env_step=self.env_step, name=collect_policy.name)
+    return policy, collect_policy
+
+  def _scheduled_epsilon(self):
+    """The training epsilon at `env_step` as a tensor; also stored in the `epsilon` variable."""
+    epsilon = self.epsilon_schedule.tensor(self.env_step.read_value())
+    self.epsilon.assign(epsilon)
+    return epsilon
 
   def update(self, batch):
     """One compiled gradient update on a replay batch.
@@ -169,8 +282,11 @@ class CompiledUpdateMixin:
         `tfgap.replay.ReplayBuffer.sample()` returns exactly this.
 
     Returns:
-      `(loss, priorities)` tensors: the scalar loss and `[B]` per-sample priorities (|TD error|
-      for DQN, the C51 cross-entropy for Rainbow/DER).
+      An `UpdateResult`, which unpacks as `(loss, priorities)` tensors: the scalar loss and `[B]`
+      per-sample priorities (|TD error| for DQN, the C51 cross-entropy for Rainbow/DER). Its
+      `finite` is False when the loss, a priority or an updated weight is NaN or infinite
+      (`nonfinite()` names which): the step has been applied, so a driver should stop before
+      feeding the priorities back or saving the weights.
     """
     if any(k not in batch for k in BATCH_KEYS[:5]):
       checks.reject("batch keys", sorted(batch),
@@ -180,11 +296,14 @@ class CompiledUpdateMixin:
     weights = batch.get("weights")
     if weights is None:
       weights = np.ones(observation.shape[0], np.float32)
-    return self._update_fn(
+    loss, priorities, finite_parts = self._update_fn(
         observation, np.asarray(batch["action"], np.int32),
         np.asarray(batch["reward"], np.float32), np.asarray(batch["discount"], np.float32),
         np.asarray(batch["next_observation"], self._obs_dtype),
         np.asarray(weights, np.float32))
+    result = UpdateResult(loss, priorities)
+    result.finite_parts = finite_parts
+    return result
 
   def act(self, observation, epsilon=None):
     """Epsilon-greedy actions for a batch of observations (compiled).
@@ -194,14 +313,18 @@ class CompiledUpdateMixin:
 
     Args:
       observation: `[N, ...]` batch (numpy or tensor).
-      epsilon: exploration rate; None uses the `epsilon` variable (what `collect_policy` uses).
+      epsilon: exploration rate. None acts as `collect_policy` does: the training epsilon at
+        `env_step` (`epsilon_at`), and the N actions advance `env_step` by N. An explicit value
+        (e.g. `epsilon_eval`, or `epsilon_at(steps)` from a driver keeping its own count) leaves
+        `env_step` alone.
 
     Returns:
       numpy `[N]` actions of the action spec's dtype.
     """
-    eps = self.epsilon if epsilon is None else tf.constant(epsilon, tf.float32)
-    actions = self._act_fn(tf.convert_to_tensor(observation, self._obs_dtype), eps)
-    return actions.numpy()
+    observation = tf.convert_to_tensor(observation, self._obs_dtype)
+    if epsilon is None:
+      return self._act_scheduled_fn(observation).numpy()
+    return self._act_fn(observation, tf.constant(epsilon, tf.float32)).numpy()
 
   def greedy_q_values(self, observation, training=False):
     """Q-values `[N, A]` of the online network (C51: expectation over the support)."""
@@ -238,7 +361,14 @@ class CompiledUpdateMixin:
     step = self.train_step_counter.assign_add(1)
     tf.cond(tf.equal(tf.math.floormod(tf.cast(step, tf.int64), self._target_period), 0),
             self._copy_to_target_op, tf.no_op)
-    return loss, priorities
+    # One pass over the weights (read after the step) so a driver can stop before it feeds NaN
+    # priorities to the replay or saves diverged weights: far cheaper than the step itself.
+    finite_parts = tf.stack([
+        tf.reduce_all(tf.math.is_finite(loss)),
+        tf.reduce_all(tf.math.is_finite(priorities)),
+        tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables])),
+    ])
+    return loss, priorities, finite_parts
 
   def _copy_to_target_op(self):
     self._copy_to_target()
@@ -252,6 +382,12 @@ class CompiledUpdateMixin:
                        "variables.")
     for source, target in zip(sources, targets):
       target.assign(source)
+
+  def _act_scheduled_step(self, observation):
+    actions = self._act_step(observation, self._scheduled_epsilon())
+    with tf.control_dependencies([actions]):
+      self.env_step.assign_add(tf.cast(tf.shape(observation)[0], tf.int64))
+    return actions
 
   def _act_step(self, observation, epsilon):
     values = self.greedy_q_values(observation)

@@ -1,4 +1,5 @@
-"""DQN (double DQN, Huber loss, Adam) as a TF-Agents DdqnAgent with a compiled update."""
+"""DQN as Dopamine's JAX DQN runs it (MSE loss, plain max over the target network, Adam), as a
+TF-Agents DdqnAgent with a compiled update; Huber loss and double DQN are options."""
 
 from tf_agents.agents.dqn import dqn_agent
 from tf_agents.utils import common
@@ -7,16 +8,26 @@ from tfgap.agents import base
 from tfgap.agents import losses
 from tfgap.agents import settings as settings_lib
 
+# TF-Agents' element-wise losses for its own train() path; the squared loss has no 0.5 factor,
+# as Dopamine's mse_loss.
+_TF_AGENTS_LOSSES = {"mse": common.element_wise_squared_loss,
+                     "huber": common.element_wise_huber_loss}
+
 
 @base.settings_signature
 class DQNAgent(base.CompiledUpdateMixin, dqn_agent.DdqnAgent):
-  """Double DQN with Dopamine's Atari defaults (Dopamine's `dopamine/agents/dqn/configs/dqn.gin`).
+  """DQN with Dopamine's Atari defaults (`dopamine/jax/agents/dqn/configs/dqn.gin`).
 
-  A TF-Agents `DdqnAgent`: `policy` (greedy), `collect_policy` (epsilon-greedy, epsilon read from
-  the `epsilon` variable), `train(experience)` and PolicySaver work as usual. tfgap adds
-  `update(batch)` (compiled, replay-batch input), `act(observation)` (compiled epsilon-greedy) and
-  the replay/exploration settings the training loop reads (`update_period`, `min_replay_history`,
-  `batch_size`, `epsilon_at(step)`, `n_step`, `gamma`; all in `agent.settings`).
+  As Dopamine's `JaxDQNAgent`: the bootstrap is `max_a Q_target(s', a)` and the loss the squared
+  TD error (`loss_type='mse'`, dopamine/jax/agents/dqn/dqn_agent.py). `double=True` selects the
+  next action with the online network (double DQN), `loss="huber"` uses the Huber loss.
+
+  A TF-Agents `DdqnAgent` (whose target computation follows `double`): `policy` (greedy),
+  `collect_policy` (epsilon-greedy on the schedule of `env_step`, which it advances),
+  `train(experience)` and PolicySaver work as usual. tfgap adds `update(batch)` (compiled,
+  replay-batch input), `act(observation)` (compiled epsilon-greedy) and the replay/exploration
+  settings the training loop reads (`update_period`, `min_replay_history`, `batch_size`,
+  `epsilon_at(step)`, `n_step`, `gamma`; all in `agent.settings`).
   """
 
   DEFAULTS = settings_lib.DQN_DEFAULTS
@@ -36,7 +47,8 @@ class DQNAgent(base.CompiledUpdateMixin, dqn_agent.DdqnAgent):
       **settings: keyword-only hyperparameters overriding `DEFAULTS`, the fields of
         `tfgap.agents.settings.DQNSettings` (learning_rate, adam_epsilon, gamma, n_step,
         update_period, target_update_period, min_replay_history, batch_size, epsilon_train,
-        epsilon_eval, epsilon_decay_period, double, gradient_clipping, jit_compile, seed).
+        epsilon_eval, epsilon_decay_period, exploration, double, gradient_clipping,
+        jit_compile, seed, loss).
 
     Raises:
       ValueError: on an unknown setting or one outside its range, or a network whose output is
@@ -47,15 +59,15 @@ class DQNAgent(base.CompiledUpdateMixin, dqn_agent.DdqnAgent):
           f"DQNAgent needs a Q-network with output [B, num_actions]; got the categorical network "
           f"{q_network.name!r} with num_atoms={q_network.num_atoms} (use RainbowAgent/DERAgent, or "
           "build_q_network).")
-    self._init_settings(settings)
+    self._init_settings(settings, q_network)
     optimizer, train_step_counter = base.optimizer_and_counter(
         optimizer, train_step_counter, self.learning_rate, self.adam_epsilon)
     try:
       super().__init__(
           time_step_spec, action_spec, q_network=q_network, optimizer=optimizer,
-          epsilon_greedy=lambda: self.epsilon, n_step_update=self.n_step,
+          epsilon_greedy=self._scheduled_epsilon, n_step_update=self.n_step,
           target_update_period=self.target_update_updates,
-          td_errors_loss_fn=common.element_wise_huber_loss, gamma=self.gamma,
+          td_errors_loss_fn=_TF_AGENTS_LOSSES[self.loss], gamma=self.gamma,
           gradient_clipping=self.gradient_clipping, train_step_counter=train_step_counter,
           name=name or type(self).__name__)
     except (TypeError, ValueError) as e:
@@ -72,4 +84,4 @@ class DQNAgent(base.CompiledUpdateMixin, dqn_agent.DdqnAgent):
                            weights):
     targets = losses.double_dqn_target(reward, discount, next_online, next_target,
                                        double=self.double)
-    return losses.dqn_loss(output, action, targets, weights)
+    return losses.dqn_loss(output, action, targets, weights, loss=self.loss)

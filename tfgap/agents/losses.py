@@ -1,4 +1,5 @@
-"""Losses of the compiled updates: double-DQN Huber and C51 (categorical) cross-entropy.
+"""Losses of the compiled updates: DQN (MSE or Huber, plain or double targets) and C51
+(categorical) cross-entropy.
 
 Pure TensorFlow functions of tensors, usable inside `tf.function` with or without XLA. The replay
 batch already holds the n-step return and its discount (`gamma^k`, or 0 after a terminal step),
@@ -13,6 +14,15 @@ def huber(x, delta=1.0):
   abs_x = tf.abs(x)
   quadratic = tf.minimum(abs_x, delta)
   return 0.5 * tf.square(quadratic) + delta * (abs_x - quadratic)
+
+
+def squared(x):
+  """Element-wise `x^2`: Dopamine's `mse_loss` (dopamine/jax/losses.py), without a 0.5 factor."""
+  return tf.square(x)
+
+
+# DQN loss name -> element-wise function of the TD error.
+DQN_LOSSES = {"mse": squared, "huber": huber}
 
 
 def select(values, actions):
@@ -42,20 +52,21 @@ def double_dqn_target(reward, discount, next_online_q, next_target_q, double=Tru
   return tf.stop_gradient(reward + discount * bootstrap)
 
 
-def dqn_loss(q_values, actions, targets, weights):
-  """Importance-weighted Huber loss and per-sample |TD error|.
+def dqn_loss(q_values, actions, targets, weights, loss="huber"):
+  """Importance-weighted DQN loss and per-sample |TD error|.
 
   Args:
     q_values: `[B, A]` online Q-values at the observation.
     actions: `[B]` integer actions taken.
     targets: `[B]` TD targets (see `double_dqn_target`).
     weights: `[B]` importance weights (ones for uniform replay).
+    loss: "mse" (`td^2`, Dopamine's JAX DQN default) or "huber" (delta 1).
 
   Returns:
-    `(loss, td_abs)`: the scalar mean of `weights * huber(td)` and `|td|` `[B]` (priorities).
+    `(loss, td_abs)`: the scalar mean of `weights * loss(td)` and `|td|` `[B]` (priorities).
   """
   td = select(q_values, actions) - targets
-  loss = tf.reduce_mean(weights * huber(td))
+  loss = tf.reduce_mean(weights * DQN_LOSSES[loss](td))
   return loss, tf.abs(td)
 
 

@@ -1,10 +1,12 @@
-"""Rainbow (C51 + n-step + prioritized replay + dueling + double, noisy nets optional) and DER.
+"""Rainbow (C51 + n-step + prioritized replay + dueling + double + noisy nets) and DER.
 
 Both are TF-Agents `CategoricalDqnAgent`s with tfgap's compiled update. Dueling and noisy nets are
 properties of the network (`tfgap.networks.build_categorical_q_network(dueling=..., noisy=...)`);
 prioritized replay is a property of the replay buffer, which receives the priorities `update`
 returns. The compiled update selects the next action with the online network (double), as
 Dopamine's Rainbow does; TF-Agents' own `train()` keeps its C51 loss (target-network argmax).
+With a noisy network the training epsilon is 0 from the first step (exploration "auto"), as in
+Dopamine's full Rainbow: the network's noise explores, there is no uniform-random warm-up.
 """
 
 from tf_agents.agents.categorical_dqn import categorical_dqn_agent
@@ -18,7 +20,8 @@ from tfgap.agents import settings as settings_lib
 @base.settings_signature
 class RainbowAgent(base.CompiledUpdateMixin, categorical_dqn_agent.CategoricalDqnAgent):
   """Rainbow with Dopamine's Atari defaults (Dopamine's
-  `dopamine/jax/agents/full_rainbow/configs/full_rainbow.gin` and `rainbow.gin`)."""
+  `dopamine/jax/agents/full_rainbow/configs/full_rainbow.gin`): build its network with
+  `dueling=True, noisy=True`; the agent then explores with epsilon 0 (exploration "auto")."""
 
   DEFAULTS = settings_lib.RAINBOW_DEFAULTS
 
@@ -36,7 +39,8 @@ class RainbowAgent(base.CompiledUpdateMixin, categorical_dqn_agent.CategoricalDq
       name: agent name (default: the class name).
       **settings: keyword-only hyperparameters overriding `DEFAULTS`, the fields of
         `tfgap.agents.settings.RainbowSettings`: those of DQN plus v_max (largest atom) and
-        v_min (smallest atom; None means -v_max). epsilon_train 0 is usual with noisy nets.
+        v_min (smallest atom; None means -v_max). With a noisy network and exploration "auto"
+        the epsilon settings are unused (epsilon 0 throughout, as Dopamine).
 
     Raises:
       ValueError: on an unknown setting or one outside its range, or a network without atoms.
@@ -48,14 +52,14 @@ class RainbowAgent(base.CompiledUpdateMixin, categorical_dqn_agent.CategoricalDq
           "build_categorical_q_network, or DQNAgent for Q-value networks).")
     checks.check_int(f"{categorical_q_network.name}.num_atoms", categorical_q_network.num_atoms,
                      low=2)  # C51 needs at least 2 atoms (Rainbow uses 51).
-    self._init_settings(settings)
+    self._init_settings(settings, categorical_q_network)
     self.v_min, self.v_max = self.settings.support_range
     optimizer, train_step_counter = base.optimizer_and_counter(
         optimizer, train_step_counter, self.learning_rate, self.adam_epsilon)
     try:
       super().__init__(
           time_step_spec, action_spec, categorical_q_network, optimizer,
-          min_q_value=self.v_min, max_q_value=self.v_max, epsilon_greedy=lambda: self.epsilon,
+          min_q_value=self.v_min, max_q_value=self.v_max, epsilon_greedy=self._scheduled_epsilon,
           n_step_update=self.n_step, target_update_period=self.target_update_updates,
           gamma=self.gamma, gradient_clipping=self.gradient_clipping,
           train_step_counter=train_step_counter, name=name or type(self).__name__)
@@ -90,7 +94,9 @@ class DERAgent(RainbowAgent):
   `DEFAULTS` is `tfgap.agents.settings.DER_DEFAULTS`: Rainbow's, but Adam lr 1e-4, n-step 10, one
   update per agent step, target refresh every 2,000 steps, learning after 1,600 steps and epsilon
   0.01 reached over 2,000 steps (Dopamine's `dopamine/labs/atari_100k/configs/DER.gin`). Build
-  its network with `dueling=True, noisy=True`.
+  its network with `dueling=True, noisy=True`: then, as in Dopamine (whose full Rainbow replaces
+  DER.gin's linearly_decaying_epsilon by zero_epsilon for noisy networks), the epsilon settings
+  are unused and every action comes from the noisy network, warm-up included.
   """
 
   DEFAULTS = settings_lib.DER_DEFAULTS

@@ -1,4 +1,11 @@
-"""Exploration schedules."""
+"""Exploration schedules, in agent (environment) steps as Dopamine counts them.
+
+Each schedule maps the number of agent steps taken so far to the training epsilon, in Python
+(`schedule(step)`, for drivers) and in TensorFlow (`schedule.tensor(step)`, read by the agents'
+collect policy and `act()` inside their graphs).
+"""
+
+import tensorflow as tf
 
 from tfgap import checks
 
@@ -45,6 +52,30 @@ class LinearEpsilon:
     # Settings were checked once here; the training loop calls this every env step.
     return _decay(step, self.decay_period, self.warmup_steps, self.epsilon)
 
+  def tensor(self, step):
+    """The same epsilon as a float32 scalar tensor of an integer step tensor."""
+    # float64: exact for any step count a run reaches; cast once at the end.
+    t = tf.cast(step, tf.float64)
+    bonus = (1.0 - self.epsilon) * (self.decay_period + self.warmup_steps - t) / self.decay_period
+    return tf.cast(self.epsilon + tf.clip_by_value(bonus, 0.0, 1.0 - self.epsilon), tf.float32)
+
   def __repr__(self):
     return (f"LinearEpsilon(decay_period={self.decay_period}, warmup_steps={self.warmup_steps}, "
             f"epsilon={self.epsilon})")
+
+
+class ZeroEpsilon:
+  """Epsilon 0 at every step, warm-up included: Dopamine's `zero_epsilon`, which its full Rainbow
+  uses whenever the network is noisy (dopamine/jax/agents/full_rainbow/full_rainbow_agent.py), so
+  every action, from the first step, comes from the noisy network."""
+
+  def __call__(self, step):
+    del step
+    return 0.0
+
+  def tensor(self, step):
+    del step
+    return tf.constant(0.0, tf.float32)
+
+  def __repr__(self):
+    return "ZeroEpsilon()"

@@ -1,9 +1,10 @@
-"""The agents' hyperparameters: one dataclass, validated in one place, shared by every agent.
+"""The agents' hyperparameters: one dataclass per family, validated in one place.
 
-`DQNSettings` holds what DQN, Rainbow and DER share (optimizer, discount, replay cadence,
-exploration, compilation); `RainbowSettings` adds the C51 support. Each agent class names its
-defaults (`DQNAgent.DEFAULTS`, `RainbowAgent.DEFAULTS`, `DERAgent.DEFAULTS`) and takes every
-field as a keyword-only constructor argument, so `DQNAgent(..., n_step=3)` and the gin binding
+`AgentSettings` holds what DQN, Rainbow and DER share (optimizer, discount, replay cadence,
+exploration, compilation); `DQNSettings` adds the loss (and makes plain DQN targets its default),
+`RainbowSettings` adds the C51 support. Each agent class names its defaults
+(`DQNAgent.DEFAULTS`, `RainbowAgent.DEFAULTS`, `DERAgent.DEFAULTS`) and takes every field as a
+keyword-only constructor argument, so `DQNAgent(..., n_step=3)` and the gin binding
 `DQNAgent.n_step = 3` both override one field of its defaults. DER is Rainbow with six other
 defaults (`DER_DEFAULTS`), not a second list of arguments.
 
@@ -17,10 +18,25 @@ from typing import Optional
 
 from tfgap import checks
 
+# How the training epsilon is chosen (the `exploration` setting).
+EXPLORATION = {
+    # Dopamine's rule: epsilon 0 from the first step when the network has noisy layers
+    # (dopamine/jax/agents/full_rainbow/full_rainbow_agent.py: `epsilon_fn = zero_epsilon if
+    # noisy else epsilon_fn`), else the linear decay below.
+    "auto": "zero epsilon for noisy networks, else 'linear' (Dopamine's rule)",
+    # Dopamine's linearly_decaying_epsilon (dopamine/jax/agents/dqn/dqn_agent.py): 1 during the
+    # min_replay_history warm-up, then linear to epsilon_train over epsilon_decay_period steps.
+    "linear": "1 during warm-up, then linear to epsilon_train over epsilon_decay_period",
+    "zero": "epsilon 0 from the first step (exploration by the network's noise only)",
+}
+# The loss of DQNAgent (the `loss` setting): Dopamine's JAX DQN defaults to MSE
+# (dopamine/jax/agents/dqn/dqn_agent.py `loss_type='mse'`, dopamine/jax/losses.py `mse_loss`).
+DQN_LOSSES = ("mse", "huber")
+
 
 @dataclasses.dataclass(frozen=True)
-class DQNSettings:
-  """Hyperparameters every tfgap agent takes (defaults: Dopamine's DQN, `dqn.gin`).
+class AgentSettings:
+  """Hyperparameters every tfgap agent takes (defaults: Dopamine's `dqn.gin` values).
 
   Attributes:
     learning_rate: Adam step size (> 0).
@@ -35,7 +51,11 @@ class DQNSettings:
     epsilon_train: final training epsilon, in [0, 1].
     epsilon_eval: evaluation epsilon, in [0, 1].
     epsilon_decay_period: agent steps of linear epsilon decay after the warm-up (>= 1).
-    double: double-DQN action selection (online argmax) for the bootstrap.
+    exploration: how the training epsilon is chosen: "auto" (Dopamine: 0 throughout when the
+      network has noisy layers, else "linear"), "linear" (Dopamine's linearly_decaying_epsilon
+      with the three settings above) or "zero" (0 throughout).
+    double: double-DQN action selection (online argmax) for the bootstrap; Dopamine's Rainbow
+      uses it, its DQN does not.
     gradient_clipping: optional global-norm clip of the gradients (> 0), None as Dopamine.
     jit_compile: XLA for the update: None picks per device (GPU yes, CPU no), or True/False.
     seed: seed of the acting random generator (>= 0).
@@ -52,6 +72,7 @@ class DQNSettings:
   epsilon_train: float = 0.01
   epsilon_eval: float = 0.001
   epsilon_decay_period: int = 250000
+  exploration: str = "auto"
   double: bool = True
   gradient_clipping: Optional[float] = None
   jit_compile: Optional[bool] = None
@@ -85,6 +106,7 @@ class DQNSettings:
         "epsilon_eval": checks.check_float("epsilon_eval", self.epsilon_eval, low=0.0, high=1.0),
         "epsilon_decay_period": checks.check_int("epsilon_decay_period",
                                                  self.epsilon_decay_period, low=1),
+        "exploration": checks.check_choice("exploration", self.exploration, EXPLORATION),
         "double": checks.check_bool("double", self.double),
         "gradient_clipping": checks.check_float("gradient_clipping", self.gradient_clipping,
                                                 low=0.0, low_open=True, allow_none=True),
@@ -106,8 +128,30 @@ class DQNSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class RainbowSettings(DQNSettings):
-  """`DQNSettings` plus the C51 support (defaults: Dopamine's Rainbow, `rainbow.gin`).
+class DQNSettings(AgentSettings):
+  """`AgentSettings` plus the loss (defaults: Dopamine's JAX DQN, `dqn.gin`).
+
+  Dopamine's JAX DQN bootstraps from the plain max of the target network (not double DQN) and
+  uses the squared TD error: `dopamine/jax/agents/dqn/dqn_agent.py` (`target_q`, `loss_type`).
+
+  Attributes:
+    double: False (Dopamine's DQN); True for double DQN.
+    loss: "mse" (Dopamine: `(target - q)^2`, no 0.5 factor) or "huber" (delta 1, as Dopamine's
+      `loss_type='huber'` and the 2015 Nature DQN).
+  """
+
+  double: bool = False
+  loss: str = "mse"
+
+  def _checked(self):
+    values = super()._checked()
+    values.update(loss=checks.check_choice("loss", self.loss, DQN_LOSSES))
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class RainbowSettings(AgentSettings):
+  """`AgentSettings` plus the C51 support (defaults: Dopamine's Rainbow, `full_rainbow.gin`).
 
   Attributes:
     v_max: largest atom of the value support (> 0).
@@ -131,11 +175,12 @@ class RainbowSettings(DQNSettings):
 
 
 DQN_DEFAULTS = DQNSettings()
-# Rainbow differs from DQN only in its 3-step returns (and the C51 support).
+# Rainbow: 3-step returns, double action selection (`double=True`, the AgentSettings default)
+# and the C51 support; the rest as DQN (dopamine/jax/agents/full_rainbow/configs/full_rainbow.gin).
 RAINBOW_DEFAULTS = RainbowSettings(n_step=3)
 # Data-efficient Rainbow (van Hasselt et al. 2019) for Atari100K: six defaults differ from Rainbow.
 DER_DEFAULTS = RAINBOW_DEFAULTS.replace(
     learning_rate=1e-4, n_step=10, update_period=1, target_update_period=2000,
     min_replay_history=1600, epsilon_decay_period=2000)
 
-__all__ = ["DQNSettings", "RainbowSettings", "DQN_DEFAULTS", "RAINBOW_DEFAULTS", "DER_DEFAULTS"]
+__all__ = ["AgentSettings", "DQNSettings", "EXPLORATION", "DQN_LOSSES", "RainbowSettings", "DQN_DEFAULTS", "RAINBOW_DEFAULTS", "DER_DEFAULTS"]

@@ -81,6 +81,10 @@ _ATARI_SETTINGS = {
     "backend": _Setting("choice", choices=("auto", "gymnasium", "vector")),
     # Worker threads of AtariVectorEnv; 0 lets ALE choose (one per env up to the core count).
     "num_threads": _Setting("int", 0),
+    # No-op starts: each game begins with randint(0, noop_max) agent steps of action 0 (NOOP)
+    # that neither the learner nor the episode's return and length see; 0 turns them off.
+    # Backend "gymnasium" only (ALE's vector env counts its no-ops in frames, not agent steps).
+    "noop_max": _Setting("int", 0),
 }
 
 _PROCGEN_SETTINGS = {
@@ -142,11 +146,17 @@ def defaults(suite, mode, name=None):
         "full_action_space": False,
         "backend": "auto",
         "num_threads": 0,
+        # Dopamine's Atari Runner has no no-op starts (run_experiment.py _initialize_episode).
+        "noop_max": 0,
     }
   if suite == "atari100k":
     # Data-efficient Rainbow (van Hasselt et al. 2019) as Dopamine runs it: no sticky actions,
-    # life loss ends the learner's episode (not the game); the rest as "atari".
-    return dict(defaults("atari", mode), sticky_actions=0.0, terminal_on_life_loss=True)
+    # life loss ends the learner's episode (not the game), and up to 30 no-op steps at the start
+    # of every train and eval game (dopamine/labs/atari_100k/atari_100k_runner.py
+    # DataEfficientAtariRunner(max_noops=30), _initialize_episode: randint(0, 30) steps of
+    # action 0); the rest as "atari".
+    return dict(defaults("atari", mode), sticky_actions=0.0, terminal_on_life_loss=True,
+                noop_max=30)
   if suite == "procgen":
     train = mode == "train"
     return {

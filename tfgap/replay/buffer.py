@@ -689,7 +689,17 @@ class ReplayBuffer:
     if priorities.shape != indices.shape:
       checks.reject("priorities shape", priorities.shape,
                     f"the indices shape {indices.shape}")
-    if not np.all(np.isfinite(priorities)) or np.any(priorities < 0):
+    finite = np.isfinite(priorities)
+    if not finite.all():
+      # NaN/inf priorities come from a learner whose loss diverged: say so, without listing
+      # every value of the batch.
+      shown = priorities.tolist() if priorities.size <= 8 else (
+          f"<{int((~finite).sum())} of {priorities.size} NaN or infinite, e.g. "
+          f"{priorities[~finite][0]}>")
+      checks.reject("priorities", shown, "finite numbers >= 0",
+                    hint=" Non-finite priorities mean the learner diverged (its loss or weights "
+                    "are NaN/inf); stop training and resume from a checkpoint saved before it.")
+    if np.any(priorities < 0):
       checks.reject("priorities", priorities.tolist(), "finite numbers >= 0")
     priorities = np.maximum(priorities, self._min_priority)
     with self._lock:
