@@ -121,7 +121,17 @@ class Checkpointer:
     mine = [p for p in self.list() if iteration_of(p) <= current]
     stale = [p for p in self.list() if iteration_of(p) > current]
     for path in stale + mine[:-self.keep]:
-      shutil.rmtree(path, ignore_errors=True)
+      self._drop(path)
+
+  def _drop(self, path):
+    """Deletes a checkpoint, renamed out of sight first: a crash mid-delete never leaves half a
+    checkpoint under a checkpoint's name (the staging clean-up finishes the job)."""
+    doomed = self.folder / f".tmp-drop-{path.name}-{os.getpid()}"
+    try:
+      os.rename(path, doomed)
+    except FileNotFoundError:
+      return
+    shutil.rmtree(doomed, ignore_errors=True)
 
   # ------------------------------------------------------------------ verifying and restoring
 
@@ -147,6 +157,18 @@ class Checkpointer:
     if not isinstance(state, dict) or state.get("iteration") != iteration_of(path):
       raise CheckpointRejected(f"{path}: state.json does not belong to this checkpoint")
     return state
+
+  def records(self):
+    """{iteration: metrics record} kept by every checkpoint whose state.json passes its CRC."""
+    found = {}
+    for path in self.list():
+      try:
+        state = self.verify(path, under="state.json")
+      except CheckpointRejected:
+        continue  # The restore warns about the checkpoints it tries.
+      if isinstance(state.get("record"), dict):
+        found[int(state["iteration"])] = state["record"]
+    return found
 
   def candidates(self, check=None, under=None):
     """Yields `(path, state)` of verified checkpoints, newest first; warns about rejected ones.

@@ -8,6 +8,7 @@ lines of iterations that a checkpoint vouches for are rebuilt from it when damag
 import json
 import os
 import pathlib
+import socket
 import sys
 import time
 
@@ -46,6 +47,19 @@ class MetricsLog:
           damaged.append(number)
     return records, damaged
 
+  def _keep_damaged(self, numbers):
+    """Appends the raw damaged lines to `metrics.jsonl.damaged` (kept, not dropped)."""
+    aside = self.path.with_name(self.path.name + ".damaged")
+    wanted = set(numbers)
+    with open(self.path, "rb") as f:
+      lines = [raw for number, raw in enumerate(f, start=1) if number in wanted]
+    with open(aside, "ab") as f:
+      for raw in lines:
+        f.write(raw if raw.endswith(b"\n") else raw + b"\n")
+      f.flush()
+      os.fsync(f.fileno())
+    return aside
+
   def rewind(self, start, saved_records=()):
     """Keeps one record per iteration < start; rebuilds missing ones from `saved_records`.
 
@@ -69,7 +83,8 @@ class MetricsLog:
         by_iteration[it] = record
         rebuilt.append(it)
     if damaged:
-      print(f"WARNING: {self.path}: damaged lines {damaged} dropped"
+      aside = self._keep_damaged(damaged)
+      print(f"WARNING: {self.path}: damaged lines {damaged} moved to {aside}"
             + (f"; iterations {rebuilt} rebuilt from their checkpoints" if rebuilt else ""),
             file=sys.stderr, flush=True)
     missing = [i for i in range(start) if i not in by_iteration]
@@ -96,14 +111,14 @@ class Summaries:
     """Opens the writers; `resume_step` marks a resume so TensorBoard drops the redone steps.
 
     After a crash the iteration being trained is redone from its checkpoint, so its steps would
-    appear twice. A SessionLog START event at the restored step is TensorBoard's own signal to
-    purge every point at a later step seen before it (EventAccumulator's purge_orphaned_data).
+    appear twice. A SessionLog START event is TensorBoard's own signal for that: each one after
+    the first in a folder purges every point already read at its step or later (the first START
+    of a folder only opens it). So every session opens with a START: at step 0 for a new run, at
+    the restored step + 1 on resume (the restored step's own points are not rewritten).
     """
     root = pathlib.Path(root)
-    if resume_step is not None:
-      for folder in (root / "train", root / "eval"):
-        if folder.is_dir():
-          _mark_restart(folder, resume_step)
+    for folder in (root / "train", root / "eval"):
+      _mark_session_start(folder, 0 if resume_step is None else resume_step + 1)
     self.train = tf.summary.create_file_writer(str(root / "train"))
     self.eval = tf.summary.create_file_writer(str(root / "eval"))
 
@@ -134,16 +149,30 @@ class Summaries:
     self.eval.close()
 
 
-def _mark_restart(folder, step):
-  # tensorboard ships with TensorFlow; its writer names the file so that it sorts before the
-  # file TF's writer opens next (same second and host, shorter name).
+def _mark_session_start(folder, step):
+  """Writes an event file holding one SessionLog START at `step`.
+
+  TensorBoard reads a folder's event files in name order. The name is TF's own
+  (`events.out.tfevents.<seconds>.<host>.<pid>.`) ending in "-start": "-" sorts before the digits
+  of the writer id that follows in the name of the file TF opens next, even in the same second,
+  and files of earlier sessions carry earlier times.
+  """
+  # tensorboard ships with TensorFlow.
   from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
-  from tensorboard.summary.writer import event_file_writer  # pylint: disable=g-import-not-at-top
-  writer = event_file_writer.EventFileWriter(str(folder))
-  writer.add_event(event_pb2.Event(
-      wall_time=time.time(), step=int(step),
-      session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
-  writer.close()
+  from tensorboard.summary.writer import record_writer  # pylint: disable=g-import-not-at-top
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  now = time.time()
+  name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.-start"
+  events = [event_pb2.Event(wall_time=now, file_version="brain.Event:2"),
+            event_pb2.Event(wall_time=now, step=int(step), session_log=event_pb2.SessionLog(
+                status=event_pb2.SessionLog.START))]
+  with open(folder / name, "ab") as f:
+    writer = record_writer.RecordWriter(f)
+    for event in events:
+      writer.write(event.SerializeToString())
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def describe(record, num_iterations):

@@ -277,6 +277,9 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
       is still written, listing the problems).
   """
   collection = agg.load_runs(runs_dir)
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise ValueError(f"--out {out} is a file; accepted: a folder (new or existing) for report.md "
+                     "and its figures")
   os.makedirs(out, exist_ok=True)
   w = _Writer(out)
   rows, problems, no_reference = agg.select_scores(collection, iteration, references)
@@ -456,6 +459,11 @@ def main(argv=None):
                           observations=observations, network_note=network_note)
   except ValueError as err:
     print(f"tfgap report: error: {err}", file=sys.stderr)
+    return 1
+  except OSError as err:  # Read-only or full disk under --out: one line, no traceback.
+    where = err.filename or args.out
+    print(f"tfgap report: error: cannot write {where}: {err.strerror or err}; pick another --out "
+          "or free/fix that folder", file=sys.stderr)
     return 1
   for problem in result.problems:
     print(f"tfgap report: skipped: {problem}", file=sys.stderr)

@@ -126,8 +126,11 @@ class Runner:
       self.checkpointer.clean_staging()
       rundir.clean_policy_staging(self.paths)
       start, saved_records = self.restore()
+      # Only a run that will train records its config: a refused one leaves config.gin as it was.
+      common.write_atomically(self.paths.config, self.operative_config)
       self.metrics = records_lib.MetricsLog(self.paths.metrics)
-      self.metrics.rewind(start, saved_records)
+      # Every checkpoint's record, not only the restored one's, can rebuild a damaged line.
+      self.metrics.rewind(start, {**self.checkpointer.records(), **saved_records})
       self.summaries = records_lib.Summaries(self.paths.root,
                                              resume_step=self.env_steps if start else None)
       if start > 0:
@@ -412,7 +415,7 @@ class Runner:
     return None, None
 
   def _check_config(self):
-    """Refuses a root_dir whose saved config differs (a longer budget is allowed), then saves."""
+    """Refuses a root_dir whose saved config differs (a longer budget is allowed)."""
     saved, where = self._saved_config()
     if saved is not None:
       diff = config_diff(saved, self.operative_config)
@@ -424,7 +427,6 @@ class Runner:
               f"Differences:\n{diff}")
         logging.warning("Continuing %s with a changed configuration (--force):\n%s",
                         self.root_dir, diff)
-    common.write_atomically(self.paths.config, self.operative_config)
 
   def restore(self):
     """Restores the newest usable checkpoint (all-or-nothing).
