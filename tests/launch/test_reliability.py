@@ -304,8 +304,6 @@ def _all_finite(checkpoint):
   return True
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15.5: the agent's compiled update has no finite "
-                   "check yet (another agent adds it; the lead wires it into the Runner)")
 def test_an_update_producing_non_finite_weights_stops_the_run_before_a_checkpoint(tmp_path):
   root = tmp_path / "run"
   runner = make_runner(root)
@@ -319,7 +317,7 @@ def test_an_update_producing_non_finite_weights_stops_the_run_before_a_checkpoin
     return update(batch)
 
   agent.update = exploding_update
-  with pytest.raises((RuntimeError, ValueError, tf.errors.OpError)):
+  with pytest.raises(train.NaNLossError, match=r"weights became non-finite .* at update 101"):
     runner.run()
   assert checkpoint_names(root) == ["ckpt-000000"]
   assert _all_finite(root / "checkpoints" / "ckpt-000000")

@@ -15,7 +15,6 @@ Dopamine's Checkpointer falls back to older checkpoints.
 """
 
 import json
-import logging
 import os
 import pathlib
 import re
@@ -47,8 +46,19 @@ def iteration_of(path):
   return int(match.group(1)) if match else None
 
 
+def _short(err):
+  """A one-line reason for a failed restore (TF's mismatch errors print whole variables)."""
+  text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+  match = re.match(r"Found (\d+) Python objects that were not bound", text)
+  if match:
+    return (f"its variables do not match this run's network and optimizer ({match.group(1)} "
+            "objects unmatched): it was written by another network layout (another config or "
+            "tfgap version)")
+  return text[:300]
+
+
 def _warn(message):
-  logging.warning(message)
+  # Printed, not logged: the console must show it once, whatever logging is configured.
   print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
@@ -192,13 +202,16 @@ class Checkpointer:
   def apply(path, tf_checkpoint, replay):
     """Loads a verified checkpoint into the objects; PartialRestoreError if that fails."""
     path = pathlib.Path(path)
+    status = None
     try:
       status = tf_checkpoint.read(str(path / "tf" / "state"))
       status.assert_existing_objects_matched()
       if replay is not None:
         replay.restore(str(path / "replay"))
     except Exception as err:  # pylint: disable=broad-except
-      raise PartialRestoreError(path, err) from err
+      if status is not None:
+        status.expect_partial()  # Else TF logs every unmatched value when `status` is collected.
+      raise PartialRestoreError(path, _short(err)) from err
 
 
 __all__ = ["Checkpointer", "CheckpointRejected", "PartialRestoreError", "PREFIX",

@@ -238,8 +238,12 @@ class Runner:
     loss, priorities = result
     self._update_parts = getattr(result, "parts", None)
     loss = float(loss)
-    if not math.isfinite(loss):
-      raise NaNLossError(self._nan_message(loss))
+    # The compiled step checks loss, priorities and the updated weights; a step that broke any
+    # of them stops the run before priorities are written or a checkpoint is saved.
+    finite = bool(getattr(result, "finite", True)) and math.isfinite(loss)
+    if not finite:
+      bad = result.nonfinite() if hasattr(result, "nonfinite") else ("loss",)
+      raise NaNLossError(self._nan_message(loss, bad))
     if self.replay.prioritized:
       self.replay.update_priorities(batch["indices"], priorities.numpy())
       # Beta anneals over the learner's updates, not over the batches drawn.
@@ -360,10 +364,12 @@ class Runner:
     else:
       print(line, flush=True)
 
-  def _nan_message(self, loss):
+  def _nan_message(self, loss, bad=("loss",)):
     latest = self.checkpointer.latest()
     where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
-    return (f"loss became {loss} at update {int(self.agent.train_step_counter.numpy())} (env step "
+    what = " and ".join(bad) if tuple(bad) != ("loss",) else "loss"
+    return (f"{what} became non-finite (loss {loss}) at update "
+            f"{int(self.agent.train_step_counter.numpy())} (env step "
             f"{self.env_steps}, iteration {self.iteration}); training stopped and {where}. Lower "
             "the learning rate or check the rewards.")
 
@@ -451,6 +457,8 @@ class Runner:
           self._build()  # Nothing of the rejected checkpoint may survive.
           break
         self.env_steps = int(state["env_steps"])
+        if hasattr(self.agent, "env_step"):  # The agent's own exploration clock, in agent steps.
+          self.agent.env_step.assign(self.env_steps)
         self._np_rng.bit_generator.state = state["numpy_rng"]
         _set_global_numpy_state(state["numpy_global"])
         print(f"Resuming from {path} (iteration {state['iteration'] + 1} done, "
