@@ -359,6 +359,7 @@ class CompiledUpdateMixin:
       grads, _ = tf.clip_by_global_norm(grads, self._gradient_clipping)
     self._optimizer.apply_gradients(zip(grads, variables))
     step = self.train_step_counter.assign_add(1)
+    self._after_gradient_step(grads, variables, step)
     tf.cond(tf.equal(tf.math.floormod(tf.cast(step, tf.int64), self._target_period), 0),
             self._copy_to_target_op, tf.no_op)
     # One pass over the weights (read after the step) so a driver can stop before it feeds NaN
@@ -369,6 +370,22 @@ class CompiledUpdateMixin:
         tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables])),
     ])
     return loss, priorities, finite_parts
+
+  def _after_gradient_step(self, grads, variables, step):
+    """Runs after the optimizer step, inside the compiled update, before the target refresh.
+
+    Calls the online network's `after_gradient_step(grads, variables, step)` when it has one:
+    sparse networks (`tfgap.networks.sparse`) re-apply their masks there and update their
+    topology (RigL reads the dense gradients). Nothing else happens here for dense networks.
+
+    Args:
+      grads: the gradients just applied (after clipping), one per `variables` entry.
+      variables: the online network's trainable variables.
+      step: the update count after this update (int64 tensor).
+    """
+    hook = getattr(self._q_network, "after_gradient_step", None)
+    if hook is not None:
+      hook(grads, variables, step)
 
   def _copy_to_target_op(self):
     self._copy_to_target()
