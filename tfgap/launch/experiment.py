@@ -312,12 +312,29 @@ def make_agent(config, env, network):
 
 
 def schedule_pruning(config, agent):
-  """Spreads a pruned network's schedule over this run's updates (`config.pruning_fractions`).
+  """Spreads a pruned or sparse network's schedule over this run's updates.
 
-  The schedule objects are changed in place before anything is traced, so the agent is built once.
-  Returns the schedule set ({begin_step, end_step, frequency}) or None.
+  GMP (bottlenecks `pruned` and `sparse` with method `gmp`): begin/end at
+  `config.pruning_fractions` of the updates. SET/RigL (`sparse`): topology updates from update 0
+  (Graesser et al.'s `begin_step = 0`) to the end fraction. The schedule objects are changed in
+  place before anything is traced, so the agent is built once. A masked network also gets the
+  agent's optimizer, whose slots restart at 0 for regrown connections.
+  Returns the schedule set ({begin_step, end_step, frequency} or {start_step, end_step,
+  update_freq}) or None.
   """
   from tfgap.networks import pruning  # pylint: disable=g-import-not-at-top
+  from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
+  sparse.bind_optimizer(agent.q_network, agent.optimizer)
+  layer = sparse.sparse_bottleneck(agent.q_network)
+  dynamic = layer is not None and layer.method in sparse.DYNAMIC
+  if config.pruning_fractions is not None and dynamic:
+    updates = max(1, (config.total_env_steps - agent.min_replay_history) // agent.update_period)
+    freq = max(1, min(layer.sparse_config["update_freq"], updates // 10 or 1))
+    end = max(1, int(round(updates * config.pruning_fractions[1])))
+    steps = {"start_step": 0, "end_step": end, "update_freq": freq}
+    for net in (agent.q_network, agent.target_q_network):
+      sparse.reschedule(net, **steps)
+    return steps
   if config.pruning_fractions is None or not pruning.pruning_wrappers(agent.q_network):
     return None
   updates = max(1, (config.total_env_steps - agent.min_replay_history) // agent.update_period)

@@ -334,11 +334,13 @@ class Runner:
     record["score"] = record[f"{record['score_source']}_return"]
     if evaluation:
       record["eval_steps_per_sec"] = evaluation.steps / max(evaluation.seconds, 1e-9)
-    if self.agent.pruned:
-      rows = pruning_lib.sparsity_report(net)
-      size = sum(r["size"] for r in rows)
-      record["sparsity"] = sum(r["pruned"] for r in rows) / size if size else 0.0
-      record["sparsity_target"] = rows[0]["target"] if rows else 0.0
+    if getattr(net, "parts", None) is not None:
+      # Live parameters and sparsity per part (every network; masked weights count as dead),
+      # plus `sparsity`/`sparsity_target` of the sparse kernels (GMP, static, SET, RigL).
+      from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
+      parts = sparse.part_metrics(net)
+      record.update(parts)
+      self.summaries.scalars(self.env_steps, {k: v for k, v in parts.items() if "/" in k})
     size = self.config.dormant_batch_size
     if size and self.replay.num_sampleable >= size:
       # A probe of its own: it must not move the replay's sampling RNG (the run would differ
@@ -510,6 +512,8 @@ class Runner:
     try:
       if self.agent.pruned:
         pruning_lib.apply_masks(self.agent.q_network)
+      from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
+      sparse.apply_masks(self.agent.q_network)  # The exported kernels hold the zeros.
       saver = policy_saver.PolicySaver(self.agent.policy, batch_size=None,
                                        train_step=self.agent.train_step_counter)
       with warnings.catch_warnings():

@@ -32,6 +32,7 @@ from tfgap.networks.heads import NoisyDense
 from tfgap.networks.heads import set_noise
 from tfgap.networks.sac import build_sac_network
 from tfgap.networks.sac import PixelSACNetwork
+from tfgap.networks import sparse  # Registers the `sparse` bottleneck.
 
 __all__ = [
     "BOTTLENECKS", "ENCODERS", "TOKENIZATIONS", "Bottleneck", "bottleneck_class",

@@ -3,7 +3,8 @@
 Conventions:
 - params: trainable parameters (masks, thresholds, pruning steps and noise switches excluded).
 - live: trainable parameters that are not masked out. Under gradual magnitude pruning a pruned
-  kernel counts its mask's non-zeros; every other weight is live. For softmoe/tokenize the live
+  kernel counts its mask's non-zeros, and so does a kernel of a `sparse` bottleneck's static,
+  SET or RigL network (`tfgap.networks.sparse`); every other weight is live. For softmoe/tokenize the live
   parameters are their shared per-token weights (router, experts, token MLP), counted once
   although they are applied to every token; GAP and flatten have none.
 - flops: forward FLOPs per example = 2 x multiply-accumulates of convolutions, dense layers and
@@ -31,6 +32,9 @@ def layer_params(layer):
   if common.is_pruned(layer) and layer.built:
     for weight, mask, _ in layer.pruning_vars:
       live -= int(np.prod(weight.shape)) - int(np.count_nonzero(mask.numpy()))
+  from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
+  for weight, mask in sparse.layer_masks(layer):  # Static/SET/RigL masks: dead entries.
+    live -= int(np.prod(weight.shape)) - int(np.count_nonzero(mask.numpy()))
   return params, live
 
 

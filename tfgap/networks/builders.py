@@ -85,7 +85,7 @@ class _Body:
 
   def __init__(self, observation_spec, encoder, width_scale, padding, num_stacks,
                blocks_per_stack, bottleneck, bottleneck_kwargs, noisy=False,
-               noisy_sigma0=common.NOISY_SIGMA0):
+               noisy_sigma0=common.NOISY_SIGMA0, masks_allowed=False):
     check_observation_spec(observation_spec)
     cls = bottlenecks_lib.bottleneck_class(bottleneck)
     self.bottleneck_name = cls.bottleneck_name
@@ -101,6 +101,9 @@ class _Body:
     self.bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name, **options)
     config = getattr(self.bottleneck, "prune_config", None)
     self.prune = config if config and config["wrap"] else None
+    claim = getattr(self.bottleneck, "claim", None)
+    if claim is not None:  # Sparse bottlenecks: only Q-networks and Keras models own masks.
+      claim(masks_allowed)
     self.encoder_name = common.check_name("encoder", encoder, encoders_lib.ENCODERS)
     self.encoder = encoders_lib.make_encoder(
         self.encoder_name, width_scale=width_scale, padding=padding, num_stacks=num_stacks,
@@ -202,7 +205,8 @@ class _QNetworkBase(_ContractMixin, network.Network):
     if num_atoms is not None:
       common.check_positive("num_atoms", num_atoms, integer=True)
     body = _Body(input_tensor_spec, encoder, width_scale, padding, num_stacks, blocks_per_stack,
-                 bottleneck, bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0)
+                 bottleneck, bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0,
+                 masks_allowed=True)
     units = resolve_head_units(head_units, body.bottleneck_name, head_scale)
     prune, prune_layers = body.head_prune()
     network.Network.__init__(self, input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
@@ -212,6 +216,18 @@ class _QNetworkBase(_ContractMixin, network.Network):
                                prune_layers=prune_layers)
     self._num_actions = num_actions
     self._setup(body, width_scale, head)
+    if getattr(body.bottleneck, "bind", None) is not None:
+      # Masks need the kernels' shapes: build now, so online and target networks (copy())
+      # have the same variables from construction on.
+      self.create_variables()
+      body.bottleneck.bind(self)
+
+  def after_gradient_step(self, grads, variables, step):
+    """Called by the agents' compiled update after the optimizer step (see
+    `tfgap.agents.base`): a sparse bottleneck re-applies its masks and updates its topology."""
+    hook = getattr(self._bottleneck, "after_gradient_step", None)
+    if hook is not None:
+      hook(grads, variables, step)
 
   @property
   def num_actions(self):
@@ -509,7 +525,7 @@ def build_keras_model(observation_shape=(84, 84, 4), num_actions=18, encoder="na
   dtype = tf.as_dtype(observation_dtype)
   spec = tf.TensorSpec(tuple(observation_shape), dtype)
   body = _Body(spec, encoder, width_scale, padding, num_stacks, blocks_per_stack, bottleneck,
-               bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0)
+               bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0, masks_allowed=True)
   units = resolve_head_units(head_units, body.bottleneck_name, head_scale)
   common.check_positive("num_actions", num_actions, integer=True)
   prune, prune_layers = body.head_prune()
@@ -518,7 +534,12 @@ def build_keras_model(observation_shape=(84, 84, 4), num_actions=18, encoder="na
                              noisy_sigma0=noisy_sigma0, prune=prune, prune_layers=prune_layers)
   inputs = keras.Input(shape=tuple(observation_shape), dtype=dtype, name="observation")
   outputs = head(body.bottleneck(body.encoder(inputs)))
-  return keras.Model(inputs, outputs, name=name)
+  model = keras.Model(inputs, outputs, name=name)
+  if getattr(body.bottleneck, "bind", None) is not None:
+    # Static/SET/RigL: the kernels hold the initial masks' zeros; the model has no masks.
+    from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
+    sparse.sparsify_keras_model(model, keras_model_parts(model), body.bottleneck)
+  return model
 
 
 def keras_model_parts(model):

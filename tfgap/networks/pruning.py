@@ -160,7 +160,9 @@ def format_report(rows):
 
 def _bookkeeping(obj):
   """ids of the masks, thresholds and steps of the wrappers (not model weights)."""
-  ids = set()
+  from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
+  layer = sparse.sparse_bottleneck(obj)
+  ids = {id(mask) for mask in layer.bookkeeping()} if layer is not None else set()
   for w in pruning_wrappers(obj):
     ids.add(id(w.pruning_step))
     for _, mask, threshold in w.pruning_vars:
@@ -176,6 +178,9 @@ def masked_weights(obj):
   """
   skip = _bookkeeping(obj)
   masks = {id(weight): mask for w in pruning_wrappers(obj) for weight, mask, _ in w.pruning_vars}
+  from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
+  for layer in _layers(obj):  # Static/SET/RigL kernels of a `sparse` bottleneck.
+    masks.update({id(weight): mask for weight, mask in sparse.layer_masks(layer)})
   values = []
   for v in obj.weights:
     if id(v) in skip:
@@ -188,7 +193,10 @@ def masked_weights(obj):
 
 
 def strip_pruning(obj):
-  """The same network/model without pruning wrappers, holding the masked weights (for export).
+  """The same network/model without pruning wrappers or sparse masks, holding the masked weights.
+
+  For export: a `pruned` network loses its tfmot wrappers, a `sparse` one (static/SET/RigL) its
+  mask variables; the kernels keep the zeros.
 
   Args:
     obj: a tfgap TF-Agents network (its copy is rebuilt with `wrap=False`) or a Keras model made of
@@ -199,8 +207,8 @@ def strip_pruning(obj):
   """
   if hasattr(obj, "_saved_kwargs") and hasattr(obj, "parts"):
     kwargs = dict(obj._saved_kwargs)  # pylint: disable=protected-access
-    if kwargs.get("bottleneck") == "pruned" or (
-        isinstance(kwargs.get("bottleneck"), str) and kwargs["bottleneck"].lower() == "pruned"):
+    if isinstance(kwargs.get("bottleneck"), str) and kwargs["bottleneck"].lower() in (
+        "pruned", "sparse"):  # The same layers without wrappers or masks.
       kwargs["bottleneck_kwargs"] = dict(kwargs.get("bottleneck_kwargs") or {}, wrap=False)
     stripped = type(obj)(**kwargs)
     stripped.create_variables()
@@ -223,6 +231,8 @@ def _unpruned_clone(layer):
     config["prune"] = None
   if isinstance(layer, bottlenecks.PrunedFlatten):
     config["prune_config"] = dict(config["prune_config"], wrap=False)
+  if "sparse_config" in config:  # tfgap.networks.sparse.SparseFlatten.
+    config["sparse_config"] = dict(config["sparse_config"], wrap=False)
   return type(layer).from_config(config)
 
 
