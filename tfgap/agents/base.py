@@ -26,6 +26,7 @@ from tf_agents.policies import epsilon_greedy_policy
 
 from tfgap import checks
 from tfgap.agents import schedules
+from tfgap.networks import common as networks_common
 from tfgap.networks import heads as heads_lib
 from tfgap.networks import pruning as pruning_lib
 
@@ -45,6 +46,25 @@ def resolve_jit_compile(jit_compile):
     checks.reject("jit_compile", jit_compile,
                   "None (XLA on GPU, plain tf.function on CPU), True or False")
   return bool(jit_compile)
+
+
+def default_fused_forward():
+  """One online call on concat([s, s']) where it pays: on a GPU (half the kernel launches). On
+  CPUs two calls were measured faster: the backward pass then runs over both halves
+  (benchmarks/train_throughput.py, docs/agents.md)."""
+  return bool(tf.config.list_physical_devices("GPU"))
+
+
+def network_precision(network):
+  """"mixed_bfloat16" when `network` computes in bfloat16 (its `precision`, else its layers')."""
+  precision = getattr(network, "precision", None)
+  if precision in ("float32", "mixed_bfloat16"):
+    return precision
+  layers = getattr(network, "_flatten_layers", None)
+  if layers is not None and any(layer.compute_dtype == "bfloat16"
+                                for layer in layers(include_self=False, recursive=True)):
+    return "mixed_bfloat16"
+  return "float32"
 
 
 def settings_signature(cls):
@@ -175,6 +195,17 @@ class CompiledUpdateMixin:
     for field, value in self.settings.asdict().items():
       setattr(self, field, value)
     self.jit_compile = resolve_jit_compile(self.settings.jit_compile)
+    self.fused_forward = (default_fused_forward() if self.settings.fused_forward is None
+                          else self.settings.fused_forward)
+    # Precision is the network's (its layers are built with it); a setting must agree with it.
+    self.precision = network_precision(network)
+    if self.settings.precision is not None:
+      wanted = networks_common.resolve_precision(self.settings.precision)
+      if wanted != self.precision:
+        checks.reject("precision", self.settings.precision,
+                      f"the network's precision {self.precision!r} (or None); build the "
+                      f"network with precision={self.settings.precision!r} (e.g. the gin "
+                      "macro PRECISION) to train in it")
     # Dopamine counts the target period in agent steps; one update happens every update_period
     # steps, so the target is refreshed every target_update_period / update_period updates.
     self.target_update_updates = max(
@@ -346,12 +377,16 @@ class CompiledUpdateMixin:
       # for its (train_step + 1)-th batch: masks follow the update count, not call counts.
       pruning_lib.set_pruning_step(self._q_network, self.train_step_counter)
     next_target, _ = self._target_q_network(next_observation, training=False)
+    fused = self.double and self.fused_forward
     next_online = None
-    if self.double:
+    if self.double and not fused:
       next_online, _ = self._q_network(next_observation, training=False)
     variables = self._q_network.trainable_variables
     with tf.GradientTape() as tape:
-      output, _ = self._q_network(observation, training=True)
+      if fused:
+        output, next_online = self._fused_online_call(observation, next_observation)
+      else:
+        output, _ = self._q_network(observation, training=True)
       loss, priorities = self._loss_and_priorities(
           output, action, reward, discount, next_online, next_target, weights)
     grads = tape.gradient(loss, variables)
@@ -370,6 +405,20 @@ class CompiledUpdateMixin:
         tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables])),
     ])
     return loss, priorities, finite_parts
+
+  def _fused_online_call(self, observation, next_observation):
+    """The online network on s and s' in one training-mode call on `concat([s, s'])`.
+
+    Noisy layers draw one noise sample per half (`heads.noise_groups`), as the two calls of the
+    unfused path do; without noise or batch statistics the rows are what two calls give. One
+    training-mode call advances a pruned network's step once, as the unfused path does.
+    Returns `(output on s, output on s' with its gradient stopped)`.
+    """
+    both = tf.concat([observation, next_observation], axis=0)
+    with heads_lib.noise_groups(self._q_network, 2):
+      out, _ = self._q_network(both, training=True)
+    rows = tf.shape(observation)[0]
+    return out[:rows], tf.stop_gradient(out[rows:])
 
   def _after_gradient_step(self, grads, variables, step):
     """Runs after the optimizer step, inside the compiled update, before the target refresh.

@@ -29,6 +29,8 @@ EXPLORATION = {
     "linear": "1 during warm-up, then linear to epsilon_train over epsilon_decay_period",
     "zero": "epsilon 0 from the first step (exploration by the network's noise only)",
 }
+# The `precision` setting (as tfgap.networks.common.PRECISIONS; this module imports no TF).
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 # The loss of DQNAgent (the `loss` setting): Dopamine's JAX DQN defaults to MSE
 # (dopamine/jax/agents/dqn/dqn_agent.py `loss_type='mse'`, dopamine/jax/losses.py `mse_loss`).
 DQN_LOSSES = ("mse", "huber")
@@ -58,6 +60,13 @@ class AgentSettings:
       uses it, its DQN does not.
     gradient_clipping: optional global-norm clip of the gradients (> 0), None as Dopamine.
     jit_compile: XLA for the update: None picks per device (GPU yes, CPU no), or True/False.
+    fused_forward: double targets only: evaluate the online network on s and s' in one call on
+      a 2B batch (`concat([s, s'])`, noise drawn per half) instead of two calls. None picks per
+      device (`base.default_fused_forward`: GPU yes, CPU no, where the backward pass over both
+      halves measured slower), or True/False. The numbers are the same either way.
+    precision: None (the network's: `net.precision`, set when the network is built with
+      `precision=`), or "float32" / "mixed_bfloat16" / "auto", which the network's must match
+      (the agent cannot change the layers of a built network).
     seed: seed of the acting random generator (>= 0).
   """
 
@@ -76,6 +85,8 @@ class AgentSettings:
   double: bool = True
   gradient_clipping: Optional[float] = None
   jit_compile: Optional[bool] = None
+  fused_forward: Optional[bool] = None
+  precision: Optional[str] = None
   seed: int = 0
 
   def __post_init__(self):
@@ -111,6 +122,10 @@ class AgentSettings:
         "gradient_clipping": checks.check_float("gradient_clipping", self.gradient_clipping,
                                                 low=0.0, low_open=True, allow_none=True),
         "jit_compile": None if jit is None else bool(jit),
+        "fused_forward": None if self.fused_forward is None else checks.check_bool(
+            "fused_forward", self.fused_forward),
+        "precision": None if self.precision is None else checks.check_choice(
+            "precision", self.precision, PRECISIONS),
         "seed": checks.check_int("seed", self.seed, low=0),
     }
 

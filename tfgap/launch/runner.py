@@ -138,6 +138,7 @@ class Runner:
       self._time_step = _batched(self.env.reset(), self.env.batched)
       self.replay.add_time_step(self._time_step)
       bar = self._progress()
+      self._print(bar, self._start_line())
       written = []
       try:
         for iteration in range(start, config.num_iterations):
@@ -318,6 +319,7 @@ class Runner:
         "encoder": getattr(net, "encoder_name", None),
         "bottleneck": getattr(net, "bottleneck_name", None),
         "width_scale": getattr(net, "width_scale", None),
+        "precision": getattr(self.agent, "precision", None),
         "variant": self.config.variant,
         "train_return": records_lib.mean_or_none(train.returns),
         "train_episodes": len(train.returns),
@@ -359,6 +361,16 @@ class Runner:
     from tfgap.analysis import dormant  # pylint: disable=g-import-not-at-top
     return dormant.dormant_fractions(self.network, observations,
                                      self.config.dormant_taus).group_metrics()
+
+  def _start_line(self):
+    """The run's first line: what trains, in which precision and with which compilation."""
+    precision = getattr(self.agent, "precision", None) or "float32"
+    from tfgap.networks import common as net_common  # pylint: disable=g-import-not-at-top
+    native, reason = net_common.bfloat16_support()  # What precision 'auto' goes by.
+    why = f" (bfloat16 {'native' if native else 'not native'} here: {reason})"
+    jit = getattr(self.agent, "jit_compile", None)
+    return (f"tfgap {self.agent_name} on {self.suite} {self.game}: precision {precision}{why}, "
+            f"update {'XLA' if jit else 'tf.function'}")
 
   def _print(self, bar, line):
     if bar is not None:

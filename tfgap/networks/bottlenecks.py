@@ -160,7 +160,8 @@ class GlobalAveragePooling(Bottleneck):
   """`[B, H, W, C]` -> `[B, C]`: g_c = mean over (i, j) of F[i, j, c]."""
 
   def call(self, inputs, training=False):
-    return tf.reduce_mean(inputs, axis=[1, 2])
+    # The mean accumulates in float32 (bfloat16's 8-bit mantissa would lose small terms).
+    return tf.cast(tf.reduce_mean(tf.cast(inputs, tf.float32), axis=[1, 2]), inputs.dtype)
 
   def call_with_activations(self, inputs, training=False):
     return self.call(inputs), []
@@ -179,8 +180,8 @@ class PrunedFlatten(Flatten):
   OPTIONS = tuple(PRUNING_DEFAULTS)
 
   @classmethod
-  def from_options(cls, name="bottleneck", **options):
-    return cls(prune_config=options, name=name)
+  def from_options(cls, name="bottleneck", dtype=None, **options):
+    return cls(prune_config=options, name=name, dtype=dtype)
 
   def __init__(self, prune_config=None, **kwargs):
     super().__init__(**kwargs)
@@ -259,7 +260,8 @@ class _Tokenizer(keras.layers.Layer):
       if self.patch_embedding == "conv" and self.embed is None:
         self.embed = keras.layers.Conv2D(
             self.embedding_size or c, self.patch_size, self.patch_size, padding="valid",
-            kernel_initializer=common.lecun_normal(), name="patch_embedding")
+            kernel_initializer=common.lecun_normal(), name="patch_embedding",
+            dtype=common.sublayer_dtype(self))
         self.embed.build(tf.TensorShape([None, h, w, c]))
     super().build(input_shape)
 
@@ -398,12 +400,15 @@ class SoftMoE(_TokenBottleneck):
     self.noisy = noisy
     self.noisy_sigma0 = common.check_positive("noisy_sigma0", noisy_sigma0)
     self.noise_scale_weights = []
-    self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size)
+    self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size,
+                                dtype=common.sublayer_dtype(self))
     self._kwargs = dict(num_experts=num_experts, slots_per_expert=slots_per_expert,
                         capacity_factor=capacity_factor, expert_hidden=expert_hidden,
                         tokenization=tokenization, patch_size=patch_size,
                         patch_embedding=patch_embedding, embedding_size=embedding_size,
                         normalize=normalize, noisy=noisy, noisy_sigma0=noisy_sigma0)
+
+  noise_groups = 1  # Independent noise per block of rows: see heads.noise_groups.
 
   def num_slots(self, num_tokens):
     """p for m tokens."""
@@ -451,12 +456,13 @@ class SoftMoE(_TokenBottleneck):
     if self.normalize:
       x = tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)
       router = self.router_scale * tf.math.l2_normalize(router, axis=0, epsilon=1e-12)
-    logits = tf.einsum("bmd,dnp->bmnp", x, router)
+    # Softmaxes in float32 (no-ops in a float32 network), weights back in the tokens' dtype.
+    logits = tf.cast(tf.einsum("bmd,dnp->bmnp", x, router), tf.float32)
     dispatch = tf.nn.softmax(logits, axis=1)
     m, n, p = logits.shape[1:]
     combine = tf.reshape(tf.nn.softmax(tf.reshape(logits, [-1, m, n * p]), axis=-1),
                          [-1, m, n, p])
-    return dispatch, combine
+    return tf.cast(dispatch, tokens.dtype), tf.cast(combine, tokens.dtype)
 
   def mix_tokens(self, tokens, return_hidden=False):
     """The mixture on tokens `[B, m, d]` -> output tokens `[B, m, d]` (and expert activations)."""
@@ -465,8 +471,14 @@ class SoftMoE(_TokenBottleneck):
     pre = tf.einsum("bnpd,ndh->bnph", slots, self.w_in) + self.b_in[:, None, :]
     if self.noisy:
       # Factorised noise as NoisyDense: (x * f(e_in)) W_sigma * f(e_out) + b_sigma * f(e_out).
-      e_in = common.factorised_noise(self.token_dim, slots.dtype)
-      e_out = common.factorised_noise(self.expert_hidden, slots.dtype) * self.noise_enabled
+      groups = None if self.noise_groups == 1 else self.noise_groups
+      e_in = common.factorised_noise(self.token_dim, slots.dtype, groups)
+      e_out = common.factorised_noise(self.expert_hidden, slots.dtype, groups)
+      e_out *= tf.cast(self.noise_enabled, slots.dtype)
+      if groups:  # One draw per block of rows (heads.noise_groups), broadcast over slots.
+        rows = tf.shape(slots)[0]
+        e_in = common.per_row_noise(e_in, rows)[:, None, None, :]
+        e_out = common.per_row_noise(e_out, rows)[:, None, None, :]
       pre += (tf.einsum("bnpd,ndh->bnph", slots * e_in, self.w_in_sigma)
               + self.b_in_sigma[:, None, :]) * e_out
     hidden = tf.nn.relu(pre)
@@ -517,10 +529,12 @@ class TokenMLP(_TokenBottleneck):
     if output_units is not None:
       checks.check_int("output_units", output_units, low=0)  # 0: no projection.
     self.output_units = output_units
-    self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size)
+    self.tokenizer = _Tokenizer(tokenization, patch_size, patch_embedding, embedding_size,
+                                dtype=common.sublayer_dtype(self))
     # xavier_uniform as one SoftMoE expert (dopamine/labs/moes/architectures/networks.py).
     self.token_hidden = keras.layers.Dense(hidden_units, activation="relu", name="token_hidden",
-                                           kernel_initializer=common.glorot_uniform())
+                                           kernel_initializer=common.glorot_uniform(),
+                                           dtype=common.sublayer_dtype(self))
     self.token_out = None
     self._kwargs = dict(hidden_units=hidden_units, output_units=output_units,
                         tokenization=tokenization, patch_size=patch_size,
@@ -531,7 +545,8 @@ class TokenMLP(_TokenBottleneck):
     self.token_hidden.build(tf.TensorShape([None, d]))
     if self.output_units != 0:
       self.token_out = keras.layers.Dense(self.output_units or d, name="token_out",
-                                          kernel_initializer=common.glorot_uniform())
+                                          kernel_initializer=common.glorot_uniform(),
+                                          dtype=common.sublayer_dtype(self))
       self.token_out.build(tf.TensorShape([None, self.hidden_units]))
     super().build(input_shape)
 
@@ -662,7 +677,7 @@ def name_of(layer):
   return None
 
 
-def make_bottleneck(name, **kwargs):
+def make_bottleneck(name, dtype=None, **kwargs):
   """Builds a registered bottleneck layer by name.
 
   Args:
@@ -677,6 +692,8 @@ def make_bottleneck(name, **kwargs):
       end_step, frequency (mask update every that many steps), power (3, cubic), initial_sparsity
       (0), prune_phi (False), psi_layers (1 or "all"), wrap (True; False builds the same layers
       unpruned, e.g. for export). Registered classes: their `accepted_options()`.
+    dtype: the Keras dtype policy of the layer (None: the default float32); handed to
+      `from_options` only when given (mixed precision networks).
 
   Returns:
     A Keras layer `[B, H, W, C]` -> `[B, D]` named "bottleneck".
@@ -687,6 +704,8 @@ def make_bottleneck(name, **kwargs):
   cls = bottleneck_class(name)
   options = checks.check_options(f"bottleneck {cls.bottleneck_name!r}", kwargs,
                                  cls.accepted_options())
+  if dtype is not None:
+    options["dtype"] = dtype
   return cls.from_options(name="bottleneck", **options)
 
 

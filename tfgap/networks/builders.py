@@ -85,8 +85,11 @@ class _Body:
 
   def __init__(self, observation_spec, encoder, width_scale, padding, num_stacks,
                blocks_per_stack, bottleneck, bottleneck_kwargs, noisy=False,
-               noisy_sigma0=common.NOISY_SIGMA0, masks_allowed=False):
+               noisy_sigma0=common.NOISY_SIGMA0, masks_allowed=False, precision="float32"):
     check_observation_spec(observation_spec)
+    # Resolved once ("auto" -> this machine's choice); every layer gets the policy explicitly.
+    self.precision = common.resolve_precision(precision)
+    self.dtype = common.dtype_policy(self.precision)
     cls = bottlenecks_lib.bottleneck_class(bottleneck)
     self.bottleneck_name = cls.bottleneck_name
     options = dict(bottleneck_kwargs or {})
@@ -98,7 +101,8 @@ class _Body:
       options.setdefault("noisy", True)
     if "noisy_sigma0" in accepted:
       options.setdefault("noisy_sigma0", noisy_sigma0)
-    self.bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name, **options)
+    self.bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name, dtype=self.dtype,
+                                                      **options)
     config = getattr(self.bottleneck, "prune_config", None)
     self.prune = config if config and config["wrap"] else None
     claim = getattr(self.bottleneck, "claim", None)
@@ -108,7 +112,7 @@ class _Body:
     self.encoder = encoders_lib.make_encoder(
         self.encoder_name, width_scale=width_scale, padding=padding, num_stacks=num_stacks,
         blocks_per_stack=blocks_per_stack,
-        prune=self.prune if self.prune and self.prune["prune_phi"] else None)
+        prune=self.prune if self.prune and self.prune["prune_phi"] else None, dtype=self.dtype)
     # Fails at build time (not at the first call) on frames too small for the encoder or patch.
     self.feature_shape = self.encoder.output_shape_for(observation_spec.shape.as_list())
     _, (self.feature_dim,) = self.bottleneck.layer_costs(self.feature_shape)
@@ -128,10 +132,11 @@ class _ContractMixin:
     self.encoder_name = body.encoder_name
     self.bottleneck_name = body.bottleneck_name
     self.width_scale = width_scale
+    self.precision = body.precision  # "float32" or "mixed_bfloat16" ("auto" resolved).
 
   def encode(self, observation, training=False):
-    """The last encoder feature map A `[B, H', W', C']` (float, after the final ReLU)."""
-    return self._encoder(observation, training=training)
+    """The last encoder feature map A `[B, H', W', C']` (float32, after the final ReLU)."""
+    return tf.cast(self._encoder(observation, training=training), tf.float32)
 
   def parts(self):
     """{"phi": [...], "bottleneck": [...], "psi": [...]}: the Keras layers of each part."""
@@ -166,16 +171,16 @@ class _ContractMixin:
     """
     feats, acts = self._body_activations(observation, training)
     _, head = self._head.call_with_activations(feats, training=training)
-    acts.extend(("psi", name, t) for name, t in head)
+    acts.extend(("psi", name, tf.cast(t, tf.float32)) for name, t in head)
     return acts
 
   def _body_activations(self, observation, training):
     self.create_variables()  # call_with_activations bypasses Keras' build-on-first-call.
     acts = []
     a, enc = self._encoder.call_with_activations(observation, training=training)
-    acts.extend(("phi", name, t) for name, t in enc)
+    acts.extend(("phi", name, tf.cast(t, tf.float32)) for name, t in enc)
     feats, bott = self._bottleneck.call_with_activations(a, training=training)
-    acts.extend(("bottleneck", name, t) for name, t in bott)
+    acts.extend(("bottleneck", name, tf.cast(t, tf.float32)) for name, t in bott)
     return feats, acts
 
   def layer_costs(self):
@@ -200,20 +205,21 @@ class _QNetworkBase(_ContractMixin, network.Network):
 
   def _init_q(self, input_tensor_spec, action_spec, num_atoms, encoder, width_scale, padding,
               num_stacks, blocks_per_stack, bottleneck, bottleneck_kwargs, head_units,
-              head_scale, dueling, dueling_layout, noisy, noisy_sigma0, name):
+              head_scale, dueling, dueling_layout, noisy, noisy_sigma0, name,
+              precision="float32"):
     num_actions = _num_actions(action_spec)
     if num_atoms is not None:
       common.check_positive("num_atoms", num_atoms, integer=True)
     body = _Body(input_tensor_spec, encoder, width_scale, padding, num_stacks, blocks_per_stack,
                  bottleneck, bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0,
-                 masks_allowed=True)
+                 masks_allowed=True, precision=precision)
     units = resolve_head_units(head_units, body.bottleneck_name, head_scale)
     prune, prune_layers = body.head_prune()
     network.Network.__init__(self, input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
     head = heads_lib.DenseHead(units, num_actions=num_actions, num_atoms=num_atoms,
                                dueling=dueling, dueling_layout=dueling_layout, noisy=noisy,
                                noisy_sigma0=noisy_sigma0, prune=prune,
-                               prune_layers=prune_layers)
+                               prune_layers=prune_layers, dtype=body.dtype)
     self._num_actions = num_actions
     self._setup(body, width_scale, head)
     if getattr(body.bottleneck, "bind", None) is not None:
@@ -234,8 +240,9 @@ class _QNetworkBase(_ContractMixin, network.Network):
     return self._num_actions
 
   def decode(self, features, training=False):
-    """Output (Q-values or logits) from the encoder feature map A."""
-    return self._head(self._bottleneck(features, training=training), training=training)
+    """Output (Q-values or logits, float32 in every precision) from the encoder feature map A."""
+    out = self._head(self._bottleneck(features, training=training), training=training)
+    return tf.cast(out, tf.float32)
 
 
 
@@ -246,11 +253,11 @@ class PixelQNetwork(_QNetworkBase):
                padding="SAME", num_stacks=3, blocks_per_stack=2, bottleneck="flatten",
                bottleneck_kwargs=None, head_units=None, head_scale=1.0, dueling=False,
                dueling_layout="shared", noisy=False, noisy_sigma0=common.NOISY_SIGMA0,
-               name="PixelQNetwork"):
+               precision="float32", name="PixelQNetwork"):
     """Creates the network (see `build_q_network` for the arguments)."""
     self._init_q(input_tensor_spec, action_spec, None, encoder, width_scale, padding, num_stacks,
                  blocks_per_stack, bottleneck, bottleneck_kwargs, head_units, head_scale, dueling,
-                 dueling_layout, noisy, noisy_sigma0, name)
+                 dueling_layout, noisy, noisy_sigma0, name, precision=precision)
 
 
 class PixelCategoricalQNetwork(_QNetworkBase):
@@ -264,11 +271,13 @@ class PixelCategoricalQNetwork(_QNetworkBase):
                width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,
                bottleneck="flatten", bottleneck_kwargs=None, head_units=None, head_scale=1.0,
                dueling=False, dueling_layout="shared", noisy=False,
-               noisy_sigma0=common.NOISY_SIGMA0, name="PixelCategoricalQNetwork"):
+               noisy_sigma0=common.NOISY_SIGMA0, precision="float32",
+               name="PixelCategoricalQNetwork"):
     """Creates the network (see `build_categorical_q_network`)."""
     self._init_q(input_tensor_spec, action_spec, num_atoms, encoder, width_scale, padding,
                  num_stacks, blocks_per_stack, bottleneck, bottleneck_kwargs, head_units,
-                 head_scale, dueling, dueling_layout, noisy, noisy_sigma0, name)
+                 head_scale, dueling, dueling_layout, noisy, noisy_sigma0, name,
+                 precision=precision)
 
   @property
   def num_atoms(self):
@@ -411,7 +420,7 @@ def build_q_network(observation_spec, action_spec, encoder="nature", width_scale
                     bottleneck="flatten", bottleneck_kwargs=None, head_units=None, dueling=False,
                     noisy=False, padding="SAME", num_stacks=3, blocks_per_stack=2,
                     head_scale=1.0, dueling_layout="shared", noisy_sigma0=common.NOISY_SIGMA0,
-                    name="PixelQNetwork"):
+                    precision="float32", name="PixelQNetwork"):
   """A TF-Agents Q-network (DqnAgent's `q_network`).
 
   Args:
@@ -436,6 +445,10 @@ def build_q_network(observation_spec, action_spec, encoder="nature", width_scale
       advantage split in the output layer) or "separate" (each stream has its own hidden layers).
     noisy_sigma0: initial noise scale of noisy layers, sigma = noisy_sigma0 / sqrt(fan_in) (0.1
       as Dopamine's NoisyNetwork; 0.5 in Fortunato et al.).
+    precision: "float32", "mixed_bfloat16" (convolutions and dense layers compute in bfloat16;
+      variables, the output and everything the agent computes from it stay float32; pruned
+      layers stay float32) or "auto" (mixed_bfloat16 where the hardware runs bfloat16
+      natively: `tfgap.networks.common.bfloat16_support`). `net.precision` is the choice.
     name: network name.
 
   Returns:
@@ -446,7 +459,7 @@ def build_q_network(observation_spec, action_spec, encoder="nature", width_scale
                        bottleneck=bottleneck, bottleneck_kwargs=bottleneck_kwargs,
                        head_units=head_units, head_scale=head_scale, dueling=dueling,
                        dueling_layout=dueling_layout, noisy=noisy, noisy_sigma0=noisy_sigma0,
-                       name=name)
+                       precision=precision, name=name)
 
 
 def build_categorical_q_network(observation_spec, action_spec, num_atoms=51, encoder="nature",
@@ -454,7 +467,7 @@ def build_categorical_q_network(observation_spec, action_spec, num_atoms=51, enc
                                 head_units=None, dueling=False, noisy=False, padding="SAME",
                                 num_stacks=3, blocks_per_stack=2, head_scale=1.0,
                                 dueling_layout="shared", noisy_sigma0=common.NOISY_SIGMA0,
-                                name="PixelCategoricalQNetwork"):
+                                precision="float32", name="PixelCategoricalQNetwork"):
   """A C51 network for CategoricalDqnAgent: logits `[B, num_actions, num_atoms]`.
 
   Arguments as `build_q_network`, plus `num_atoms` (51 in Rainbow).
@@ -465,7 +478,7 @@ def build_categorical_q_network(observation_spec, action_spec, num_atoms=51, enc
       blocks_per_stack=blocks_per_stack, bottleneck=bottleneck,
       bottleneck_kwargs=bottleneck_kwargs, head_units=head_units, head_scale=head_scale,
       dueling=dueling, dueling_layout=dueling_layout, noisy=noisy, noisy_sigma0=noisy_sigma0,
-      name=name)
+      precision=precision, name=name)
 
 
 def build_actor_network(observation_spec, action_spec, encoder="nature", width_scale=1.0,
@@ -514,26 +527,32 @@ def build_keras_model(observation_shape=(84, 84, 4), num_actions=18, encoder="na
                       head_units=None, dueling=False, noisy=False, num_atoms=None,
                       padding="SAME", num_stacks=3, blocks_per_stack=2, head_scale=1.0,
                       observation_dtype="uint8", dueling_layout="shared",
-                      noisy_sigma0=common.NOISY_SIGMA0, name="tfgap_q_model"):
+                      noisy_sigma0=common.NOISY_SIGMA0, precision="float32",
+                      name="tfgap_q_model"):
   """A plain functional Keras Model: frames `[B, *observation_shape]` -> Q `[B, num_actions]`.
 
   With `num_atoms` the output is logits `[B, num_actions, num_atoms]`. The model's top-level layers
   are named "phi", "bottleneck" and "psi"; it trains with `fit`, saves with `tf.saved_model.save`
   and loads with `tf.saved_model.load` in processes that never import tfgap. Arguments as
-  `build_q_network`.
+  `build_q_network`; with precision "mixed_bfloat16" a last float32 `linear` layer
+  ("output_float32") makes the output float32.
   """
   dtype = tf.as_dtype(observation_dtype)
   spec = tf.TensorSpec(tuple(observation_shape), dtype)
   body = _Body(spec, encoder, width_scale, padding, num_stacks, blocks_per_stack, bottleneck,
-               bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0, masks_allowed=True)
+               bottleneck_kwargs, noisy=noisy, noisy_sigma0=noisy_sigma0, masks_allowed=True,
+               precision=precision)
   units = resolve_head_units(head_units, body.bottleneck_name, head_scale)
   common.check_positive("num_actions", num_actions, integer=True)
   prune, prune_layers = body.head_prune()
   head = heads_lib.DenseHead(units, num_actions=num_actions, num_atoms=num_atoms, dueling=dueling,
                              dueling_layout=dueling_layout, noisy=noisy,
-                             noisy_sigma0=noisy_sigma0, prune=prune, prune_layers=prune_layers)
+                             noisy_sigma0=noisy_sigma0, prune=prune, prune_layers=prune_layers,
+                             dtype=body.dtype)
   inputs = keras.Input(shape=tuple(observation_shape), dtype=dtype, name="observation")
   outputs = head(body.bottleneck(body.encoder(inputs)))
+  if body.dtype is not None:  # Mixed precision: the model's output in float32.
+    outputs = keras.layers.Activation("linear", dtype="float32", name="output_float32")(outputs)
   model = keras.Model(inputs, outputs, name=name)
   if getattr(body.bottleneck, "bind", None) is not None:
     # Static/SET/RigL: the kernels hold the initial masks' zeros; the model has no masks.

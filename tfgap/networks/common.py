@@ -78,11 +78,17 @@ def prune_schedule(config):
 
 
 def maybe_prune(layer, config):
-  """Wraps a single Keras layer in tfmot's PruneLowMagnitude when `config` is a pruning config."""
+  """Wraps a single Keras layer in tfmot's PruneLowMagnitude when `config` is a pruning config.
+
+  The wrapper computes in float32 whatever the precision: tfmot writes `weight * mask` back into
+  the float32 weight, which in bfloat16 would round every weight at every step. Create the
+  wrapped layer with `sublayer_dtype(parent, pruned=True)`.
+  """
   if not config:
     return layer
   from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper  # pylint: disable=g-import-not-at-top
-  return pruning_wrapper.PruneLowMagnitude(layer, pruning_schedule=prune_schedule(config))
+  return pruning_wrapper.PruneLowMagnitude(layer, pruning_schedule=prune_schedule(config),
+                                           dtype="float32")
 
 
 def unwrap(layer):
@@ -98,6 +104,83 @@ def is_pruned(layer):
 def as_float_pixels(x):
   """uint8 (or raw 0..255 float) pixels -> float32 in [0, 1]."""
   return tf.cast(x, tf.float32) / 255.0
+
+
+# ------------------------------------------------------------------------------- precision
+
+# The `precision` setting of networks and agents.
+PRECISIONS = {
+    "float32": "everything in float32",
+    "mixed_bfloat16": "convolutions and dense layers compute in bfloat16, variables in float32",
+    "auto": "mixed_bfloat16 where the hardware runs bfloat16 natively, else float32",
+}
+# /proc/cpuinfo flags of CPUs with bfloat16 arithmetic (Intel AMX, AVX512_BF16 on Intel and AMD).
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def _cpu_flags():
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+          return set(value.split())
+  except OSError:
+    pass
+  return set()
+
+
+def bfloat16_support():
+  """`(native, why)`: whether this machine runs bfloat16 natively, and on what.
+
+  GPUs: compute capability 8.0 or newer (Ampere). CPUs: the `amx_bf16` or `avx512_bf16` flag of
+  /proc/cpuinfo (Linux; elsewhere the CPU counts as without).
+  """
+  for gpu in tf.config.list_physical_devices("GPU"):
+    details = tf.config.experimental.get_device_details(gpu)
+    capability = details.get("compute_capability")
+    name = details.get("device_name", gpu.name)
+    if capability and tuple(capability) >= (8, 0):
+      return True, f"GPU {name} (compute capability {capability[0]}.{capability[1]})"
+    return False, f"GPU {name} without native bfloat16 (compute capability {capability})"
+  found = [flag for flag in BF16_CPU_FLAGS if flag in _cpu_flags()]
+  if found:
+    return True, "CPU flag " + ", ".join(found)
+  return False, "CPU without " + " / ".join(BF16_CPU_FLAGS)
+
+
+def check_precision(precision):
+  """Returns `precision` if it names a setting of `PRECISIONS`, else raises ValueError."""
+  return check_name("precision", precision, tuple(PRECISIONS))
+
+
+def resolve_precision(precision):
+  """"float32" or "mixed_bfloat16": "auto" resolved for this machine (`bfloat16_support`)."""
+  precision = check_precision(precision)
+  if precision == "auto":
+    return "mixed_bfloat16" if bfloat16_support()[0] else "float32"
+  return precision
+
+
+def dtype_policy(precision):
+  """The Keras dtype policy of a network's layers: None (the default float32) or mixed_bfloat16.
+
+  Set per layer (`dtype=`), never globally: a global policy would leak into the user's models.
+  """
+  if resolve_precision(precision) == "float32":
+    return None
+  return keras.mixed_precision.Policy("mixed_bfloat16")
+
+
+def sublayer_dtype(parent, pruned=False):
+  """The `dtype` of a layer that composite layer `parent` creates: its own policy (so its
+  autocast keeps bfloat16 activations bfloat16), float32 under a tfmot pruning wrapper."""
+  return "float32" if pruned else parent.dtype_policy
+
+
+def precision_of(layer):
+  """"mixed_bfloat16" when `layer` computes in bfloat16, else "float32"."""
+  return "mixed_bfloat16" if layer.compute_dtype == "bfloat16" else "float32"
 
 
 # Initial noise scale of noisy layers: sigma = NOISY_SIGMA0 / sqrt(fan_in) for kernel and bias.
@@ -116,10 +199,20 @@ def noisy_init(fan_in, sigma0):
   return scale, sigma0 * scale
 
 
-def factorised_noise(size, dtype):
-  """f(e) = sign(e) sqrt(|e|) of a fresh e ~ N(0, I_size) (Fortunato et al. 2018, eqs. 10-11)."""
-  e = tf.random.normal([size], dtype=dtype)
-  return tf.sign(e) * tf.sqrt(tf.abs(e))
+def factorised_noise(size, dtype, groups=None):
+  """f(e) = sign(e) sqrt(|e|) of a fresh e ~ N(0, I_size) (Fortunato et al. 2018, eqs. 10-11).
+
+  Drawn in float32 (the same draws whatever the precision), returned in `dtype`. With `groups`,
+  `[groups, size]`: an independent draw per group.
+  """
+  e = tf.random.normal([size] if groups is None else [groups, size], dtype=tf.float32)
+  return tf.cast(tf.sign(e) * tf.sqrt(tf.abs(e)), dtype)
+
+
+def per_row_noise(noise, batch_size):
+  """`[G, size]` group noise -> `[batch_size, size]`, group g on rows g*B/G .. (g+1)*B/G - 1."""
+  groups = noise.shape[0]
+  return tf.repeat(noise, batch_size // groups, axis=0)
 
 
 def glorot_uniform():

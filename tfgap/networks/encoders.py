@@ -53,7 +53,8 @@ class NatureEncoder(common.Layer):
       # xavier_uniform as Dopamine's NatureDQNNetwork / FullRainbowNetwork convs.
       conv = keras.layers.Conv2D(
           common.scaled(channels, width_scale), kernel, stride, padding=self._padding,
-          activation="relu", kernel_initializer=common.glorot_uniform(), name=f"conv{i}")
+          activation="relu", kernel_initializer=common.glorot_uniform(), name=f"conv{i}",
+          dtype=common.sublayer_dtype(self, pruned=bool(self._prune)))
       self.convs.append(common.maybe_prune(conv, self._prune))
 
   def build(self, input_shape):
@@ -166,7 +167,8 @@ class ImpalaEncoder(common.Layer):
 
   def _conv(self, channels, name, initializer):
     conv = keras.layers.Conv2D(channels, 3, 1, padding="same", kernel_initializer=initializer,
-                               name=name)
+                               name=name,
+                               dtype=common.sublayer_dtype(self, pruned=bool(self._prune)))
     return common.maybe_prune(conv, self._prune)
 
   def build(self, input_shape):
@@ -268,7 +270,8 @@ class MinAtarEncoder(common.Layer):
     self._prune = dict(prune) if prune else None
     channels, kernel, stride = MINATAR_CONV
     conv = keras.layers.Conv2D(common.scaled(channels, width_scale), kernel, stride,
-                               padding=self._padding, activation="relu", name="conv0")
+                               padding=self._padding, activation="relu", name="conv0",
+                               dtype=common.sublayer_dtype(self, pruned=bool(self._prune)))
     self.conv = common.maybe_prune(conv, self._prune)
 
   def build(self, input_shape):
@@ -312,7 +315,7 @@ class MinAtarEncoder(common.Layer):
 
 
 def make_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,
-                 prune=None):
+                 prune=None, dtype=None):
   """Builds an encoder (phi) by name.
 
   Args:
@@ -325,6 +328,7 @@ def make_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per
     blocks_per_stack: impala only: residual blocks per stack (depth scaling); nature accepts only
       the default 2.
     prune: None or a pruning config dict (wraps every conv in tfmot pruning).
+    dtype: the Keras dtype policy of its layers (None: float32; pruned convs stay float32).
 
   Returns:
     A Keras layer mapping uint8 `[B, H, W, C]` to float `[B, H', W', C']`.
@@ -339,6 +343,7 @@ def make_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per
           f"num_stacks={num_stacks!r} / blocks_per_stack={blocks_per_stack!r} apply to the impala "
           f"encoder only; the {name} encoder has a fixed depth (accepted: the defaults 3 and 2).")
     cls = NatureEncoder if name == "nature" else MinAtarEncoder
-    return cls(width_scale=width_scale, padding=padding, prune=prune)
+    return cls(width_scale=width_scale, padding=padding, prune=prune, dtype=dtype)
   return ImpalaEncoder(width_scale=width_scale, num_stacks=num_stacks,
-                       blocks_per_stack=blocks_per_stack, padding=padding, prune=prune)
+                       blocks_per_stack=blocks_per_stack, padding=padding, prune=prune,
+                       dtype=dtype)

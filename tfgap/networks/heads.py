@@ -5,6 +5,8 @@ models share it; `NoisyDense` implements factorised Gaussian noise (Fortunato et
 Dopamine's initialisation (dopamine/jax/networks.py, NoisyNetwork).
 """
 
+import contextlib
+
 import tensorflow as tf
 
 from tfgap.compat import keras
@@ -48,10 +50,19 @@ class NoisyDense(keras.layers.Layer):
         "noise_enabled", shape=[], initializer="ones", trainable=False)
     super().build(input_shape)
 
+  # Independent noise draws per equal block of rows (see `noise_groups`): a call on
+  # concat([s, s']) then draws as two calls would. Set while tracing, not a config field.
+  noise_groups = 1
+
   def call(self, inputs):
     p = self.kernel_mu.shape[0]
-    e_in = common.factorised_noise(p, inputs.dtype)
-    e_out = common.factorised_noise(self.units, inputs.dtype) * self.noise_enabled
+    groups = self.noise_groups
+    e_in = common.factorised_noise(p, inputs.dtype, None if groups == 1 else groups)
+    e_out = common.factorised_noise(self.units, inputs.dtype, None if groups == 1 else groups)
+    e_out *= tf.cast(self.noise_enabled, inputs.dtype)
+    if groups != 1:
+      rows = tf.shape(inputs)[0]
+      e_in, e_out = common.per_row_noise(e_in, rows), common.per_row_noise(e_out, rows)
     y = tf.matmul(inputs, self.kernel_mu) + self.bias_mu
     y += tf.matmul(inputs * e_in, self.kernel_sigma) * e_out + self.bias_sigma * e_out
     return self.activation(y)
@@ -77,6 +88,24 @@ def set_noise(obj, enabled):
     switch = getattr(layer, "noise_enabled", None)
     if switch is not None and layer.built:
       switch.assign(1.0 if enabled else 0.0)
+
+
+@contextlib.contextmanager
+def noise_groups(obj, groups):
+  """While tracing inside it, noisy layers of `obj` draw `groups` independent noise samples, one
+  per equal block of rows of their input (NoisyDense, noisy SoftMoE experts).
+
+  For one call on `concat([x1, ..., xG])` that must draw noise as G separate calls would.
+  """
+  layers = [layer for layer in _all_layers(obj) if hasattr(layer, "noise_groups")]
+  before = [layer.noise_groups for layer in layers]
+  try:
+    for layer in layers:
+      layer.noise_groups = int(groups)
+    yield
+  finally:
+    for layer, value in zip(layers, before):
+      layer.noise_groups = value
 
 
 def _all_layers(obj):
@@ -119,7 +148,8 @@ class DenseHead(common.Layer):
         stream (a shared layer once).
       prune_layers: positive int or "all".
       name: Keras layer name.
-      **kwargs: passed to `keras.layers.Layer`.
+      **kwargs: passed to `keras.layers.Layer`; its `dtype` (policy) is every dense layer's but
+        the pruned ones' (float32).
     """
     super().__init__(name=name, **kwargs)
     self.hidden_units = common.check_units("head_units", hidden_units)
@@ -157,13 +187,15 @@ class DenseHead(common.Layer):
 
   def _dense(self, units, activation, name, depth):
     """A psi layer at position `depth` of its stream (pruned when depth < prune_layers)."""
+    pruned = self._prune_layers == "all" or depth < self._prune_layers
+    dtype = common.sublayer_dtype(self, pruned=bool(pruned and self._prune))
     if self.noisy:
-      layer = NoisyDense(units, activation=activation, sigma0=self.noisy_sigma0, name=name)
+      layer = NoisyDense(units, activation=activation, sigma0=self.noisy_sigma0, name=name,
+                         dtype=dtype)
     else:
       # Dopamine's dense layers (hidden and output) take xavier_uniform kernels, zero biases.
       layer = keras.layers.Dense(units, activation=activation, name=name,
-                                 kernel_initializer=common.glorot_uniform())
-    pruned = self._prune_layers == "all" or depth < self._prune_layers
+                                 kernel_initializer=common.glorot_uniform(), dtype=dtype)
     return common.maybe_prune(layer, self._prune if pruned else None)
 
   def _hidden(self, prefix):

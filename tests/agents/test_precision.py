@@ -1,0 +1,184 @@
+"""Mixed precision (issue 13.1): bfloat16 compute, float32 everything the agent reads.
+
+Learning parity, on a fixed batch with the same weights: a mixed_bfloat16 network's Q-values are
+within 3% of max |Q| of the float32 network's, its greedy actions are the same wherever the
+float32 margin between the two best actions is above that tolerance, and the update's loss is
+within 5% (bfloat16 keeps 8 mantissa bits: ~0.4% per rounding).
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.policies import policy_saver
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from tfgap import agents
+from tfgap import networks
+from tfgap.networks import common
+
+OBS_SHAPE = (20, 20, 2)
+NUM_ACTIONS = 4
+BATCH = 32
+Q_TOLERANCE = 0.03  # of max |Q| over the batch
+LOSS_TOLERANCE = 0.05  # relative
+
+NETWORKS = {
+    "nature_flatten": dict(encoder="nature", bottleneck="flatten"),
+    "impala_gap": dict(encoder="impala", bottleneck="gap"),
+    "nature_softmoe": dict(encoder="nature", bottleneck="softmoe",
+                           bottleneck_kwargs={"num_experts": 2, "expert_hidden": 32}),
+}
+
+
+def specs():
+  obs = tensor_spec.BoundedTensorSpec(OBS_SHAPE, tf.uint8, 0, 255)
+  act = tensor_spec.BoundedTensorSpec((), tf.int64, 0, NUM_ACTIONS - 1)
+  return ts.time_step_spec(obs), act
+
+
+def make_batch(seed=0):
+  rng = np.random.default_rng(seed)
+  return {
+      "observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
+      "next_observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
+      "action": rng.integers(0, NUM_ACTIONS, BATCH).astype(np.int32),
+      "reward": rng.normal(size=BATCH).astype(np.float32),
+      "discount": np.full(BATCH, 0.99, np.float32),
+      "weights": np.ones(BATCH, np.float32),
+  }
+
+
+def agent_pair(kind, net_kwargs, **agent_kwargs):
+  """A float32 and a mixed_bfloat16 agent with the same weights."""
+  tss, act = specs()
+  pair = []
+  for precision in ("float32", "mixed_bfloat16"):
+    if kind == "dqn":
+      net = networks.build_q_network(tss.observation, act, precision=precision, **net_kwargs)
+      agent = agents.DQNAgent(tss, act, net, double=True, jit_compile=False, **agent_kwargs)
+    else:
+      net = networks.build_categorical_q_network(tss.observation, act, num_atoms=11,
+                                                 dueling=True, precision=precision,
+                                                 **net_kwargs)
+      agent = agents.RainbowAgent(tss, act, net, jit_compile=False, **agent_kwargs)
+    pair.append(agent)
+  f32, bf16 = pair
+  for source, target in zip(f32.q_network.variables, bf16.q_network.variables):
+    target.assign(source)
+  for source, target in zip(f32.target_q_network.variables, bf16.target_q_network.variables):
+    target.assign(source)
+  return f32, bf16
+
+
+@pytest.mark.parametrize("kind", ["dqn", "rainbow"])
+@pytest.mark.parametrize("net", sorted(NETWORKS))
+def test_parity_on_a_fixed_batch(kind, net):
+  f32, bf16 = agent_pair(kind, NETWORKS[net])
+  assert (f32.precision, bf16.precision) == ("float32", "mixed_bfloat16")
+  batch = make_batch()
+  q32 = f32.greedy_q_values(batch["observation"]).numpy()
+  q16 = bf16.greedy_q_values(batch["observation"]).numpy()
+  assert q16.dtype == np.float32
+  scale = np.abs(q32).max()
+  np.testing.assert_allclose(q16, q32, atol=Q_TOLERANCE * scale)
+  top2 = np.sort(q32, axis=1)[:, -2:]
+  clear = (top2[:, 1] - top2[:, 0]) > 2 * Q_TOLERANCE * scale
+  assert clear.sum() >= BATCH // 4  # The check below must compare something.
+  np.testing.assert_array_equal(q16.argmax(1)[clear], q32.argmax(1)[clear])
+  np.testing.assert_array_equal(bf16.act(batch["observation"], epsilon=0.0)[clear],
+                                f32.act(batch["observation"], epsilon=0.0)[clear])
+  for step in range(2):
+    loss32, prio32 = f32.update(make_batch(step))
+    loss16, prio16 = bf16.update(make_batch(step))
+    assert loss16.dtype == tf.float32 and prio16.dtype == tf.float32
+    np.testing.assert_allclose(float(loss16), float(loss32), rtol=LOSS_TOLERANCE)
+  for v in bf16.q_network.variables:
+    assert v.dtype == tf.float32, v.name
+  for v in bf16.optimizer.variables():
+    assert v.dtype in (tf.float32, tf.int64), v.name
+
+
+def test_layers_compute_in_bfloat16_variables_float32():
+  tss, act = specs()
+  net = networks.build_categorical_q_network(
+      tss.observation, act, num_atoms=11, dueling=True, noisy=True, encoder="impala",
+      bottleneck="gap", precision="mixed_bfloat16")
+  net.create_variables()
+  layers = [l for l in net._flatten_layers(include_self=False, recursive=True)  # pylint: disable=protected-access
+            if l.weights]
+  kinds = {type(l).__name__ for l in layers if l.compute_dtype == "bfloat16"}
+  assert {"Conv2D", "NoisyDense"} <= kinds
+  assert all(v.dtype == tf.float32 for v in net.variables)
+  out, _ = net(make_batch()["observation"])
+  assert out.dtype == tf.float32
+  assert net.encode(make_batch()["observation"]).dtype == tf.float32
+  assert all(t.dtype == tf.float32 for _, _, t in net.activations(make_batch()["observation"]))
+
+
+def test_pruned_layers_stay_float32():
+  tss, act = specs()
+  net = networks.build_q_network(tss.observation, act, bottleneck="pruned",
+                                 bottleneck_kwargs={"prune_phi": True},
+                                 precision="mixed_bfloat16")
+  net.create_variables()
+  wrappers = [l for l in net._flatten_layers(include_self=False, recursive=True)  # pylint: disable=protected-access
+              if common.is_pruned(l)]
+  assert wrappers and all(w.compute_dtype == "float32" and w.layer.compute_dtype == "float32"
+                          for w in wrappers)
+  agent = agents.DQNAgent(tss, act, net, jit_compile=False)
+  assert agent.update(make_batch()).finite
+
+
+def test_xla_update_in_mixed_precision():
+  """The XLA-compiled update (the GPU default) runs in bfloat16 on the CPU as well."""
+  tss, act = specs()
+  net = networks.build_categorical_q_network(tss.observation, act, num_atoms=11, noisy=True,
+                                             dueling=True, bottleneck="gap",
+                                             precision="mixed_bfloat16")
+  agent = agents.RainbowAgent(tss, act, net, jit_compile=True, fused_forward=True)
+  result = agent.update(make_batch())
+  assert result.finite and result.loss.dtype == tf.float32
+
+
+def test_auto_follows_the_hardware():
+  native, why = common.bfloat16_support()
+  assert isinstance(why, str) and why
+  expected = "mixed_bfloat16" if native else "float32"
+  assert common.resolve_precision("auto") == expected
+  tss, act = specs()
+  net = networks.build_q_network(tss.observation, act, precision="auto")
+  assert net.precision == expected
+  assert agents.DQNAgent(tss, act, net, precision="auto").precision == expected
+
+
+def test_bad_precision_and_mismatch_are_one_line_errors():
+  tss, act = specs()
+  with pytest.raises(ValueError, match="precision='bf16' is not accepted"):
+    networks.build_q_network(tss.observation, act, precision="bf16")
+  with pytest.raises(ValueError, match="precision='bf16' is not accepted"):
+    agents.DQNAgent(tss, act, networks.build_q_network(tss.observation, act), precision="bf16")
+  net = networks.build_q_network(tss.observation, act)
+  with pytest.raises(ValueError, match="network's precision 'float32'"):
+    agents.DQNAgent(tss, act, net, precision="mixed_bfloat16")
+
+
+def test_exports_are_float32(tmp_path):
+  """PolicySaver and Keras SavedModels take uint8 frames and return float32 / int actions."""
+  tss, act = specs()
+  net = networks.build_q_network(tss.observation, act, bottleneck="gap",
+                                 precision="mixed_bfloat16")
+  agent = agents.DQNAgent(tss, act, net)
+  saver = policy_saver.PolicySaver(agent.policy, batch_size=None)
+  saver.save(str(tmp_path / "policy"))
+  loaded = tf.saved_model.load(str(tmp_path / "policy"))
+  obs = make_batch()["observation"][:2]
+  step = ts.restart(tf.constant(obs), batch_size=2)
+  assert loaded.action(step).action.dtype == act.dtype
+  model = networks.build_keras_model(OBS_SHAPE, NUM_ACTIONS, bottleneck="gap",
+                                     precision="mixed_bfloat16")
+  tf.saved_model.save(model, str(tmp_path / "model"))
+  restored = tf.saved_model.load(str(tmp_path / "model"))
+  out = restored(tf.constant(obs))
+  assert out.dtype == tf.float32
+  np.testing.assert_allclose(out.numpy(), model(obs).numpy(), rtol=1e-5, atol=1e-6)
