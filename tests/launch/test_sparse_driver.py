@@ -55,3 +55,24 @@ def test_rigl_run_logs_parts_and_follows_the_run_length(tmp_path):
     for event in tf.compat.v1.train.summary_iterator(str(path)):
       tags.update(v.tag for v in event.summary.value)
   assert {"sparsity/psi", "live_params/phi"} <= tags
+
+
+def test_exported_policy_holds_zeros_not_masks_and_acts_as_the_trained_network(tmp_path):
+  gin.clear_config()
+  train.parse_config(["sparse_static.gin"], BASE + [
+      "Runner.num_iterations = 1",
+      "build_q_network.bottleneck = %BOTTLENECK",
+      "build_q_network.bottleneck_kwargs = %BOTTLENECK_KWARGS"])
+  runner = train.Runner(str(tmp_path))
+  runner.run()
+  import tensorflow_probability  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  loaded = tf.saved_model.load(str(tmp_path / "policies" / "iter_000000"))
+  names = [v.name for v in loaded.model_variables]
+  assert names and not any("mask" in n for n in names)
+  kernels = [v.numpy() for v in loaded.model_variables if v.shape.rank == 2]
+  assert any((k == 0).mean() > 0.8 for k in kernels)  # psi's sparse kernels: zeros.
+  obs = np.random.default_rng(0).integers(0, 256, (5, 12, 12, 2), dtype=np.uint8)
+  step = ts.restart(tf.constant(obs), batch_size=5)
+  expected = runner.agent.policy.action(step).action.numpy()
+  np.testing.assert_array_equal(loaded.action(step).action.numpy(), expected)

@@ -517,6 +517,25 @@ class Runner:
     self.env = experiment.make_env(self.config, "train", seed=seed)
     self.experiment.env = self.env
 
+  def _policy_to_export(self):
+    """The greedy policy; for pruned/sparse networks over a copy holding the masked weights
+    without tfmot wrappers or mask variables, so the SavedModel carries zeros, not masks."""
+    from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
+    network = self.agent.q_network
+    if not (getattr(self.agent, "pruned", False) or sparse.is_masked(network)):
+      return self.agent.policy
+    from tf_agents.policies import greedy_policy  # pylint: disable=g-import-not-at-top
+    from tf_agents.policies import q_policy  # pylint: disable=g-import-not-at-top
+    from tf_agents.policies import categorical_q_policy  # pylint: disable=g-import-not-at-top
+    stripped = pruning_lib.strip_pruning(network)
+    time_step_spec, action_spec = self.agent.time_step_spec, self.agent.action_spec
+    if hasattr(stripped, "num_atoms"):
+      inner = categorical_q_policy.CategoricalQPolicy(
+          time_step_spec, action_spec, stripped, self.agent.v_min, self.agent.v_max)
+    else:
+      inner = q_policy.QPolicy(time_step_spec, action_spec, q_network=stripped)
+    return greedy_policy.GreedyPolicy(inner)
+
   def _export_policy(self, iteration):
     from tf_agents.policies import policy_saver  # pylint: disable=g-import-not-at-top
     final, tmp = rundir.policy_staging(self.paths, f"{POLICY_PREFIX}{iteration:06d}")
@@ -526,7 +545,7 @@ class Runner:
         pruning_lib.apply_masks(self.agent.q_network)
       from tfgap.networks import sparse  # pylint: disable=g-import-not-at-top
       sparse.apply_masks(self.agent.q_network)  # The exported kernels hold the zeros.
-      saver = policy_saver.PolicySaver(self.agent.policy, batch_size=None,
+      saver = policy_saver.PolicySaver(self._policy_to_export(), batch_size=None,
                                        train_step=self.agent.train_step_counter)
       with warnings.catch_warnings():
         # Loading needs `import tensorflow_probability`; the locations printout says so.
