@@ -273,6 +273,8 @@ def test_discrete_actions_and_pruned_bottleneck_are_rejected():
     sac_networks.build_sac_network(OBS, discrete)
   with pytest.raises(ValueError, match="pruned"):
     sac_networks.build_sac_network(OBS, ACT, bottleneck="pruned")
+  with pytest.raises(ValueError, match="bottleneck='sparse' is not accepted"):
+    sac_networks.build_sac_network(OBS, ACT, bottleneck="sparse")
   net = sac_networks.build_sac_network(OBS, ACT, head_units=(8,))
   with pytest.raises(ValueError, match="continuous"):
     sac.SACAgent(ts.time_step_spec(OBS), discrete, net)

@@ -213,10 +213,10 @@ class PixelSACNetwork(network.Network):
     builders.check_observation_spec(input_tensor_spec)
     action = _check_action_spec(action_spec)
     cls = bottlenecks_lib.bottleneck_class(bottleneck)
-    if getattr(cls, "bottleneck_name", None) == "pruned":
+    if getattr(cls, "bottleneck_name", None) in ("pruned", "sparse"):
       checks.reject("bottleneck", bottleneck,
-                    "flatten, gap, softmoe or tokenize for SAC networks (gradual magnitude "
-                    "pruning is wired into the DQN-family updates only)")
+                    "flatten, gap, softmoe or tokenize for SAC networks (pruning and sparse "
+                    "training are wired into the DQN-family updates only)")
     if log_std_bounds is not None:
       low, high = (checks.check_float("log_std_bounds entry", b) for b in log_std_bounds)
       if not low < high:
