@@ -164,7 +164,7 @@ def main():
 
   print(f"{args.agent} DQN on {args.suite}/{args.game}: {q_net.encoder_name} x{args.width_scale} "
         f"+ {q_net.bottleneck_name}, {budget['num_steps']} agent steps", flush=True)
-  time_step, _ = warmup_driver.run()
+  time_step, _ = common.function(warmup_driver.run)()  # Eager, 5k steps would take minutes.
   env_steps = budget["warmup_steps"]
   start = time.time()
   while env_steps < budget["num_steps"]:
