@@ -656,7 +656,29 @@ def register_bottleneck(cls=None, *, name=None):
   _REGISTRY.pop(name, None)
   _REGISTRY[name] = cls
   cls.bottleneck_name = name
+  _register_serializable(cls, name)
   return cls
+
+
+# Keras package of registered bottlenecks: `model.save("m.keras")` records a bottleneck as
+# "tfgap.bottleneck>{registry name}" and `keras.models.load_model` finds it once the module that
+# registers it is imported (registry names are unique, class names need not be).
+KERAS_PACKAGE = "tfgap.bottleneck"
+
+
+def _register_serializable(cls, name):
+  """Makes `cls` Keras-serializable under its registry name (idempotent across reloads)."""
+  if keras.utils.get_registered_name(cls) != cls.__name__:
+    return  # Registered with Keras already (by its author or an earlier call).
+  key = f"{KERAS_PACKAGE}>{name}"
+  objects = keras.utils.get_custom_objects()
+  old = objects.pop(key, None)  # A reloaded module's class: same bottleneck, new class object.
+  try:
+    keras.utils.register_keras_serializable(package=KERAS_PACKAGE, name=name)(cls)
+  except ValueError:
+    if old is not None:
+      objects[key] = old
+    raise
 
 
 def bottleneck_class(name):

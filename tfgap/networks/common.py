@@ -65,9 +65,27 @@ def conv_output_size(size, kernel, stride, padding):
   return (size - kernel) // stride + 1
 
 
+def tfmot_module(name):
+  """A module of tfmot's Keras sparsity package, imported keeping Keras' export names.
+
+  Importing tfmot imports the separate tf_keras package, whose classes then take over TF's
+  export table ("keras.layers.InputLayer" -> tf_keras'), which `keras.models.load_model` reads:
+  a `.keras` file would rebuild a tf_keras input layer and loop forever. The table's keras
+  entries are put back as they were.
+  """
+  import importlib  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.util import tf_export  # pylint: disable=g-import-not-at-top
+  table = tf_export._NAME_TO_SYMBOL_MAPPING  # pylint: disable=protected-access
+  saved = {k: v for k, v in table.items() if k.startswith("keras.")}
+  module = importlib.import_module(
+      f"tensorflow_model_optimization.python.core.sparsity.keras.{name}")
+  table.update(saved)
+  return module
+
+
 def prune_schedule(config):
   """The tfmot PolynomialDecay schedule described by a pruning config dict."""
-  from tensorflow_model_optimization.python.core.sparsity.keras import pruning_schedule  # pylint: disable=g-import-not-at-top
+  pruning_schedule = tfmot_module("pruning_schedule")
   return pruning_schedule.PolynomialDecay(
       initial_sparsity=config["initial_sparsity"],
       final_sparsity=config["target_sparsity"],
@@ -86,7 +104,7 @@ def maybe_prune(layer, config):
   """
   if not config:
     return layer
-  from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper  # pylint: disable=g-import-not-at-top
+  pruning_wrapper = tfmot_module("pruning_wrapper")
   return pruning_wrapper.PruneLowMagnitude(layer, pruning_schedule=prune_schedule(config),
                                            dtype="float32")
 

@@ -26,6 +26,7 @@ def _check_common(width_scale, padding):
   return common.check_name("padding", padding, PADDINGS).lower()
 
 
+@keras.utils.register_keras_serializable(package="tfgap")
 class NatureEncoder(common.Layer):
   """Nature DQN conv stack: convs 32/64/64 (times width_scale), kernels 8/4/3, strides 4/2/1.
 
@@ -111,6 +112,7 @@ class NatureEncoder(common.Layer):
     return config
 
 
+@keras.utils.register_keras_serializable(package="tfgap")
 class ImpalaEncoder(common.Layer):
   """Impala CNN as in Dopamine: stacks of (conv 3x3, max-pool 3x3/2, residual blocks), final ReLU.
 
@@ -246,6 +248,7 @@ class ImpalaEncoder(common.Layer):
 MINATAR_CONV = (16, 3, 1)
 
 
+@keras.utils.register_keras_serializable(package="tfgap")
 class MinAtarEncoder(common.Layer):
   """MinAtar's one-conv encoder: conv 3x3, stride 1, 16 x width_scale channels, ReLU.
 

@@ -16,6 +16,7 @@ from tfgap.networks import common
 DUELING_LAYOUTS = ("shared", "separate")
 
 
+@keras.utils.register_keras_serializable(package="tfgap")
 class NoisyDense(keras.layers.Layer):
   """Dense layer with factorised Gaussian parameter noise (NoisyNet, Fortunato et al. 2018).
 
@@ -114,6 +115,7 @@ def _all_layers(obj):
   return []
 
 
+@keras.utils.register_keras_serializable(package="tfgap")
 class DenseHead(common.Layer):
   """psi: dense hidden layers (ReLU) and an optional output layer, plain or dueling.
 
