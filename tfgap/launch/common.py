@@ -5,6 +5,8 @@ so gin files bind `build_q_network.bottleneck = 'gap'`, `DQNAgent.learning_rate 
 `ReplayBuffer.alpha = 0.5`, ...
 """
 
+import functools
+import inspect
 import json
 import os
 import pathlib
@@ -35,9 +37,13 @@ def register_gin():
   structural = ["observation_spec", "action_spec"]
   registered = {}
   registered["build_q_network"] = gin.external_configurable(
-      networks.build_q_network, module="tfgap.networks", denylist=structural)
+      with_bottleneck_defaults(networks.build_q_network), module="tfgap.networks",
+      denylist=structural)
   registered["build_categorical_q_network"] = gin.external_configurable(
-      networks.build_categorical_q_network, module="tfgap.networks", denylist=structural)
+      with_bottleneck_defaults(networks.build_categorical_q_network), module="tfgap.networks",
+      denylist=structural)
+  for name in networks.list_bottlenecks():
+    bottleneck_configurable(name)
   registered["agents"] = {}
   for name, (cls, kind) in agents.AGENTS.items():
     network_arg = {"q": "q_network", "categorical": "categorical_q_network"}.get(
@@ -54,6 +60,63 @@ def register_gin():
   gin.add_config_file_search_path(str(CONFIG_DIR))
   _REGISTERED.update(registered)
   return _REGISTERED
+
+
+class _Unset:
+  """Default of a bottleneck option gin does not bind (left out of the operative config)."""
+
+  def __repr__(self):
+    return "<the bottleneck's default>"
+
+
+_UNSET = _Unset()
+_BOTTLENECK_CONFIGURABLES = {}  # registry name -> gin-wrapped options function
+
+
+def bottleneck_configurable(name):
+  """The gin configurable `<name>` whose parameters are bottleneck `name`'s options.
+
+  `softmoe.num_experts = 8` in a gin file sets SoftMoE's `num_experts` for every network a
+  gin-bound builder makes with `bottleneck='softmoe'`; the builder's `bottleneck_kwargs` still
+  win where both set an option. Registered for every bottleneck known when `register_gin` runs,
+  and for a later-registered one when a builder first uses it.
+  """
+  from tfgap import networks  # pylint: disable=g-import-not-at-top
+  cls = networks.bottleneck_class(name)
+  name = cls.bottleneck_name
+  if name not in _BOTTLENECK_CONFIGURABLES:
+    params = [inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, default=_UNSET)
+              for option in cls.accepted_options()]
+
+    def options(**kwargs):
+      return {k: v for k, v in kwargs.items() if v is not _UNSET}
+
+    options.__name__ = options.__qualname__ = name
+    options.__signature__ = inspect.Signature(params)
+    options.__doc__ = f"Options of the {name!r} bottleneck ({cls.__module__}.{cls.__qualname__})."
+    _BOTTLENECK_CONFIGURABLES[name] = gin.external_configurable(
+        options, name=name, module="tfgap.bottlenecks")
+  return _BOTTLENECK_CONFIGURABLES[name]
+
+
+def with_bottleneck_defaults(builder):
+  """`builder` whose bottleneck options start from the gin bindings of `<bottleneck>.<option>`.
+
+  Args:
+    builder: a tfgap network builder with `bottleneck` and `bottleneck_kwargs` arguments.
+
+  Returns:
+    A function with the builder's signature (gin reads it through `__wrapped__`).
+  """
+  default = inspect.signature(builder).parameters["bottleneck"].default
+
+  @functools.wraps(builder)
+  def build(*args, bottleneck=default, bottleneck_kwargs=None, **kwargs):
+    options = dict(bottleneck_configurable(bottleneck)(), **(bottleneck_kwargs or {}))
+    return builder(*args, bottleneck=bottleneck, bottleneck_kwargs=options or bottleneck_kwargs,
+                   **kwargs)
+
+  return build
 
 
 def operative_config():
