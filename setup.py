@@ -23,6 +23,8 @@ setup(
     package_data={"tfgap.launch": ["configs/*.gin"]},
     python_requires=">=3.10,<3.12",
     install_requires=_requirements(),
+    # Optional loggers, never needed to train: `pip install tfgap[wandb]`.
+    extras_require={"wandb": ["wandb"]},
     entry_points={
         "console_scripts": [
             # Through tfgap.launch.cli: it sets TensorFlow's defaults before TensorFlow loads.

@@ -226,7 +226,7 @@ class AtariVectorEnvironment(core.TfgapEnv):
           self._episode_length[i] += 1
           if terminated[j] or truncated[j]:
             # The game ended on that hidden step: close it now; ALE resets the entry next call.
-            self._record_episode(i)
+            self._record_episode(i, truncated=not terminated[j])
             self._ale_resets[i] = True
             self._needs_first[i] = True
         self._lives[i] = lives
@@ -243,7 +243,7 @@ class AtariVectorEnvironment(core.TfgapEnv):
         discount[i] = 0.0 if terminated[j] else 1.0
         self._needs_first[i] = True
         self._ale_resets[i] = True
-        self._record_episode(i)
+        self._record_episode(i, truncated=not terminated[j])
       elif life_lost and self._life_terminal:
         step_type[i] = LAST
         discount[i] = 0.0

@@ -169,8 +169,11 @@ class TfgapEnv(py_environment.PyEnvironment):
     """Returns and forgets the episodes that ended since the last call.
 
     Returns:
-      A list of dicts `{"return": raw game score, "length": agent steps, "env_id": int}`, in
-      the order they ended. Atari100K counts one episode per game over (not per life).
+      A list of dicts `{"return": raw game score, "length": agent steps, "env_id": int,
+      "truncated": bool}`, in the order they ended; `truncated` is True for an episode cut by a
+      step cap (Atari's 27,000 agent steps, `max_episode_steps`) rather than ended by the game,
+      whose return is then a partial score. Atari100K counts one episode per game over (not per
+      life).
     """
     finished, self._finished = self._finished, []
     return finished
@@ -205,9 +208,11 @@ class TfgapEnv(py_environment.PyEnvironment):
 
   # --- helpers for subclasses ----------------------------------------------------------------
 
-  def _record_episode(self, i):
+  def _record_episode(self, i, truncated=False):
+    """Closes entry i's episode; `truncated`: cut by a step cap, not ended by the game."""
     self._finished.append({"return": float(self._episode_return[i]),
-                           "length": int(self._episode_length[i]), "env_id": int(i)})
+                           "length": int(self._episode_length[i]), "env_id": int(i),
+                           "truncated": bool(truncated)})
     self._episode_return[i] = 0.0
     self._episode_length[i] = 0
 
@@ -300,7 +305,7 @@ class SerialEnv(TfgapEnv):
         # A time limit is no terminal state: keep bootstrapping through it.
         discount[i] = 0.0 if terminated else 1.0
         self._needs_first[i] = True
-        self._record_episode(i)
+        self._record_episode(i, truncated=not terminated)
       elif life_lost and self._life_terminal:
         step_type[i] = LAST
         discount[i] = 0.0

@@ -73,6 +73,9 @@ class RunConfig:
       evaluation episodes).
     variant: an optional label recorded in every metrics line (`variant`), which aggregation
       uses to tell apart configurations the network fields do not (e.g. a study's axis value).
+    loggers: extra loggers of the metrics records besides metrics.jsonl and metrics.csv:
+      ("wandb",) sends them to Weights & Biases (`pip install tfgap[wandb]`).
+    wandb_project: the W&B project; setting it turns the W&B logger on.
     force: accept a root_dir whose saved configuration differs (the `--force` flag).
     restart: start the run in root_dir over, moving its metrics and checkpoints aside (the
       `--restart` flag; needed when every checkpoint is unusable).
@@ -103,6 +106,8 @@ class RunConfig:
   prefetch_depth: int = 2
   score: str = "auto"
   variant: Optional[str] = None
+  loggers: Tuple[str, ...] = ()
+  wandb_project: Optional[str] = None
   force: bool = False
   restart: bool = False
 
@@ -139,6 +144,13 @@ class RunConfig:
       self._set("pruning_fractions", (begin, end))
     if self.variant is not None and (not isinstance(self.variant, str) or not self.variant):
       checks.reject("Runner.variant", self.variant, "a non-empty string, or None")
+    loggers = (self.loggers,) if isinstance(self.loggers, str) else self.loggers
+    for name in tuple(loggers or ()):
+      checks.check_choice("Runner.loggers entry", name, ("wandb",))
+    self._set("loggers", tuple(loggers or ()))
+    if self.wandb_project is not None and (not isinstance(self.wandb_project, str) or
+                                           not self.wandb_project):
+      checks.reject("Runner.wandb_project", self.wandb_project, "a non-empty string, or None")
     for name in ("env_kwargs", "eval_env_kwargs"):
       value = getattr(self, name)
       if value is not None and not isinstance(value, dict):
@@ -184,7 +196,7 @@ def register():
   if "build_sac_network" not in registered:
     from tfgap.networks import sac  # pylint: disable=g-import-not-at-top
     registered["build_sac_network"] = gin.external_configurable(
-        sac.build_sac_network, module="tfgap.networks",
+        common.with_bottleneck_defaults(sac.build_sac_network), module="tfgap.networks",
         denylist=["observation_spec", "action_spec"])
   if "Runner" not in registered:
     registered["Runner"] = gin.external_configurable(RunConfig, name="Runner",

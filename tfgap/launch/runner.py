@@ -45,6 +45,7 @@ class PhaseStats:
   losses: list
   steps: int
   seconds: float
+  truncated: int = 0  # Episodes cut by the env's step cap (their return is not a game's end).
 
 
 def _batched(time_step, batched):
@@ -128,11 +129,14 @@ class Runner:
       start, saved_records = self.restore()
       # Only a run that will train records its config: a refused one leaves config.gin as it was.
       common.write_atomically(self.paths.config, self.operative_config)
-      self.metrics = records_lib.MetricsLog(self.paths.metrics)
+      self.metrics = records_lib.MetricsLog(self.paths.metrics, records_lib.make_loggers(
+          config.loggers, self.paths.root, project=config.wandb_project,
+          config=dataclasses.asdict(config)))
       # Every checkpoint's record, not only the restored one's, can rebuild a damaged line.
       self.metrics.rewind(start, {**self.checkpointer.records(), **saved_records})
       self.summaries = records_lib.Summaries(self.paths.root,
                                              resume_step=self.env_steps if start else None)
+      self.summaries.config(self.operative_config)
       if start > 0:
         self._reseed_envs(start)
       self._time_step = _batched(self.env.reset(), self.env.batched)
@@ -161,6 +165,7 @@ class Runner:
         if bar is not None:
           bar.close()
         self.summaries.flush()
+        self.metrics.close()
       self._print_locations()
     return written
 
@@ -223,10 +228,14 @@ class Runner:
     return self.agent.act(observation, epsilon)
 
   def _collect_episodes(self, stats):
-    for episode in self.env.pop_episode_stats():
+    episodes = self.env.pop_episode_stats()
+    for episode in episodes:
       stats.returns.append(episode["return"])
-      self.summaries.scalars(self.env_steps, {"episode_return": episode["return"],
-                                              "episode_length": episode["length"]})
+      stats.truncated += bool(episode.get("truncated"))
+    if episodes:  # Parallel envs may end several at one step: one point, their mean.
+      self.summaries.scalars(self.env_steps, {
+          "episode_return": float(np.mean([e["return"] for e in episodes])),
+          "episode_length": float(np.mean([e["length"] for e in episodes]))})
 
   def _learning_started(self):
     return (self.env_steps >= self.agent.min_replay_history and
@@ -276,7 +285,7 @@ class Runner:
     try:
       env.pop_episode_stats()
       time_step = _batched(env.reset(), env.batched)
-      returns, steps = [], 0
+      returns, steps, truncated = [], 0, 0
       # After the step budget, only episodes already running may finish (Dopamine semantics).
       finished_after_budget = np.zeros(env.num_envs if env.batched else 1, bool)
       start = time.perf_counter()
@@ -292,6 +301,7 @@ class Runner:
         for episode in env.pop_episode_stats():
           if not finished_after_budget[episode["env_id"]]:
             returns.append(episode["return"])
+            truncated += bool(episode.get("truncated"))
           if budget_reached:
             finished_after_budget[episode["env_id"]] = True
         if config.evaluation_episodes is not None:
@@ -300,7 +310,7 @@ class Runner:
             break
         elif budget_reached and finished_after_budget.all():
           break
-      return PhaseStats(returns, [], steps, time.perf_counter() - start)
+      return PhaseStats(returns, [], steps, time.perf_counter() - start, truncated)
     finally:
       networks.set_noise(agent.q_network, True)
 
@@ -323,8 +333,10 @@ class Runner:
         "variant": self.config.variant,
         "train_return": records_lib.mean_or_none(train.returns),
         "train_episodes": len(train.returns),
+        "train_truncated": train.truncated,
         "eval_return": records_lib.mean_or_none(evaluation.returns) if evaluation else None,
         "eval_returns": [float(r) for r in evaluation.returns] if evaluation else [],
+        "eval_truncated": evaluation.truncated if evaluation else None,
         "loss": records_lib.mean_or_none(train.losses),
         "steps_per_sec": train.steps / max(train.seconds, 1e-9),
         "epsilon": self.agent.epsilon_at(self.env_steps),
@@ -579,7 +591,8 @@ def _normalise(config):
   """Config lines without comments, blank lines and `Runner.force` (gin adds comment headers)."""
   return [line.rstrip() for line in config.splitlines()
           if line.strip() and not line.lstrip().startswith("#")
-          and not line.replace(" ", "").startswith(("Runner.force=", "Runner.restart="))]
+          and not line.replace(" ", "").startswith(("Runner.force=", "Runner.restart=",
+                                                    "Runner.loggers=", "Runner.wandb_project="))]
 
 
 def _pop_iterations(lines, default):
