@@ -26,13 +26,15 @@ def _check_common(width_scale, padding):
   return common.check_name("padding", padding, PADDINGS).lower()
 
 
-@keras.utils.register_keras_serializable(package="tfgap")
-class NatureEncoder(common.Layer):
-  """Nature DQN conv stack: convs 32/64/64 (times width_scale), kernels 8/4/3, strides 4/2/1.
+class ConvStackEncoder(common.Layer):
+  """A plain stack of ReLU convs, one spec `(channels, kernel, stride)` per conv in `CONVS`.
 
-  SAME padding (Dopamine's Flax convs) maps 84x84 to 11x11x64; VALID (Keras' default, the original
-  paper) maps it to 7x7x64.
+  Subclasses set `CONVS`, `ENCODER_NAME` and `kernel_initializer()`; channels are scaled by
+  `width_scale`. The Nature, MinAtar and SAC encoders are such stacks.
   """
+
+  CONVS = ()
+  ENCODER_NAME = "conv stack"
 
   def __init__(self, width_scale=1.0, padding="SAME", prune=None, name="phi", **kwargs):
     """Creates the encoder.
@@ -50,18 +52,20 @@ class NatureEncoder(common.Layer):
     self.width_scale = width_scale
     self._prune = dict(prune) if prune else None
     self.convs = []
-    for i, (channels, kernel, stride) in enumerate(NATURE_CONVS):
-      # xavier_uniform as Dopamine's NatureDQNNetwork / FullRainbowNetwork convs.
+    for i, (channels, kernel, stride) in enumerate(self.CONVS):
       conv = keras.layers.Conv2D(
           common.scaled(channels, width_scale), kernel, stride, padding=self._padding,
-          activation="relu", kernel_initializer=common.glorot_uniform(), name=f"conv{i}",
+          activation="relu", kernel_initializer=self.kernel_initializer(), name=f"conv{i}",
           dtype=common.sublayer_dtype(self, pruned=bool(self._prune)))
       self.convs.append(common.maybe_prune(conv, self._prune))
+
+  def kernel_initializer(self):
+    return common.glorot_uniform()
 
   def build(self, input_shape):
     h, w, cin = tf.TensorShape(input_shape).as_list()[-3:]
     self.layer_costs((h, w, cin))  # Fails early on frames too small for the strides.
-    for (_, kernel, stride), conv in zip(NATURE_CONVS, self.convs):
+    for (_, kernel, stride), conv in zip(self.CONVS, self.convs):
       if not conv.built:
         conv.build(tf.TensorShape([None, h, w, cin]))
       h = common.conv_output_size(h, kernel, stride, self._padding)
@@ -90,7 +94,7 @@ class NatureEncoder(common.Layer):
   def layer_costs(self, input_shape):
     costs = []
     h, w, cin = tuple(input_shape)[-3:]
-    for (_, kernel, stride), conv in zip(NATURE_CONVS, self.convs):
+    for (_, kernel, stride), conv in zip(self.CONVS, self.convs):
       h = common.conv_output_size(h, kernel, stride, self._padding)
       w = common.conv_output_size(w, kernel, stride, self._padding)
       cout = common.unwrap(conv).filters
@@ -98,8 +102,8 @@ class NatureEncoder(common.Layer):
       cin = cout
     if h < 1 or w < 1:
       raise ValueError(
-          f"Observation {tuple(input_shape)} is too small for the nature encoder with padding "
-          f"{self._padding.upper()!r}; use a larger frame or padding 'SAME'.")
+          f"Observation {tuple(input_shape)} is too small for the {self.ENCODER_NAME} encoder "
+          f"with padding {self._padding.upper()!r}; use a larger frame or padding 'SAME'.")
     return costs, (h, w, cin)
 
   @property
@@ -110,6 +114,19 @@ class NatureEncoder(common.Layer):
     config = super().get_config()
     config.update(width_scale=self.width_scale, padding=self._padding.upper(), prune=self._prune)
     return config
+
+
+@keras.utils.register_keras_serializable(package="tfgap")
+class NatureEncoder(ConvStackEncoder):
+  """Nature DQN conv stack: convs 32/64/64 (times width_scale), kernels 8/4/3, strides 4/2/1.
+
+  SAME padding (Dopamine's Flax convs) maps 84x84 to 11x11x64; VALID (Keras' default, the original
+  paper) maps it to 7x7x64. Kernels xavier_uniform, as Dopamine's NatureDQNNetwork /
+  FullRainbowNetwork convs.
+  """
+
+  CONVS = NATURE_CONVS
+  ENCODER_NAME = "nature"
 
 
 @keras.utils.register_keras_serializable(package="tfgap")
@@ -249,72 +266,15 @@ MINATAR_CONV = (16, 3, 1)
 
 
 @keras.utils.register_keras_serializable(package="tfgap")
-class MinAtarEncoder(common.Layer):
+class MinAtarEncoder(ConvStackEncoder):
   """MinAtar's one-conv encoder: conv 3x3, stride 1, 16 x width_scale channels, ReLU.
 
   VALID padding (MinAtar's PyTorch network, padding 0) maps 10x10 to 8x8x16; SAME keeps 10x10x16.
   A flatten bottleneck then feeds H*W*16*width_scale features to psi, GAP 16*width_scale.
   """
 
-  def __init__(self, width_scale=1.0, padding="SAME", prune=None, name="phi", **kwargs):
-    """Creates the encoder.
-
-    Args:
-      width_scale: positive multiplier of the conv's channels (rounded, at least 1).
-      padding: "SAME" (10x10 features) or "VALID" (MinAtar's own network, 8x8).
-      prune: None, or a pruning config dict to wrap the conv in tfmot's gradual magnitude
-        pruning.
-      name: Keras layer name.
-      **kwargs: passed to `keras.layers.Layer`.
-    """
-    super().__init__(name=name, **kwargs)
-    self._padding = _check_common(width_scale, padding)
-    self.width_scale = width_scale
-    self._prune = dict(prune) if prune else None
-    channels, kernel, stride = MINATAR_CONV
-    conv = keras.layers.Conv2D(common.scaled(channels, width_scale), kernel, stride,
-                               padding=self._padding, activation="relu", name="conv0",
-                               dtype=common.sublayer_dtype(self, pruned=bool(self._prune)))
-    self.conv = common.maybe_prune(conv, self._prune)
-
-  def build(self, input_shape):
-    h, w, cin = tf.TensorShape(input_shape).as_list()[-3:]
-    self.layer_costs((h, w, cin))  # Fails early on frames smaller than the kernel.
-    if not self.conv.built:
-      self.conv.build(tf.TensorShape([None, h, w, cin]))
-    super().build(input_shape)
-
-  def call(self, inputs, training=False):
-    return self.conv(common.as_float_pixels(inputs), training=training)
-
-  def call_with_activations(self, inputs, training=False):
-    x = self.call(inputs, training=training)
-    return x, [(common.unwrap(self.conv).name, x)]
-
-  def output_shape_for(self, input_shape):
-    """Feature map shape (without batch) for an observation shape (without batch)."""
-    return self.layer_costs(input_shape)[1]
-
-  def layer_costs(self, input_shape):
-    h, w, cin = tuple(input_shape)[-3:]
-    _, kernel, stride = MINATAR_CONV
-    h = common.conv_output_size(h, kernel, stride, self._padding)
-    w = common.conv_output_size(w, kernel, stride, self._padding)
-    if h < 1 or w < 1:
-      raise ValueError(
-          f"Observation {tuple(input_shape)} is too small for the minatar encoder with padding "
-          f"{self._padding.upper()!r}; use a larger frame or padding 'SAME'.")
-    cout = common.unwrap(self.conv).filters
-    return [(self.conv, 2 * h * w * kernel * kernel * cin * cout)], (h, w, cout)
-
-  @property
-  def layers_with_neurons(self):
-    return [self.conv]
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(width_scale=self.width_scale, padding=self._padding.upper(), prune=self._prune)
-    return config
+  CONVS = (MINATAR_CONV,)
+  ENCODER_NAME = "minatar"
 
 
 def make_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,

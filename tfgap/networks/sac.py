@@ -57,7 +57,8 @@ def _orthogonal():
   return keras.initializers.Orthogonal()
 
 
-class SACEncoder(common.Layer):
+@keras.utils.register_keras_serializable(package="tfgap")
+class SACEncoder(encoders_lib.ConvStackEncoder):
   """Dopamine's SAC-from-pixels conv stack: 4 convs of 32 (times width_scale) channels, 3x3,
   strides 2, 1, 1, 1, ReLU, orthogonal kernels, zero biases.
 
@@ -65,67 +66,11 @@ class SACEncoder(common.Layer):
   and DrQ's PyTorch encoder) maps it to 35x35x32.
   """
 
-  def __init__(self, width_scale=1.0, padding="SAME", name="phi", **kwargs):
-    super().__init__(name=name, **kwargs)
-    common.check_positive("width_scale", width_scale)
-    self._padding = common.check_name("padding", padding, encoders_lib.PADDINGS).lower()
-    self.width_scale = width_scale
-    self.convs = [
-        keras.layers.Conv2D(common.scaled(channels, width_scale), kernel, stride,
-                            padding=self._padding, activation="relu",
-                            kernel_initializer=_orthogonal(), name=f"conv{i}")
-        for i, (channels, kernel, stride) in enumerate(SAC_CONVS)]
+  CONVS = SAC_CONVS
+  ENCODER_NAME = "sac"
 
-  def build(self, input_shape):
-    h, w, cin = tf.TensorShape(input_shape).as_list()[-3:]
-    self.layer_costs((h, w, cin))  # Fails early on frames too small for the strides.
-    for (_, kernel, stride), conv in zip(SAC_CONVS, self.convs):
-      if not conv.built:
-        conv.build(tf.TensorShape([None, h, w, cin]))
-      h = common.conv_output_size(h, kernel, stride, self._padding)
-      w = common.conv_output_size(w, kernel, stride, self._padding)
-      cin = conv.filters
-    super().build(input_shape)
-
-  def call(self, inputs, training=False):
-    x = common.as_float_pixels(inputs)
-    for conv in self.convs:
-      x = conv(x, training=training)
-    return x
-
-  def call_with_activations(self, inputs, training=False):
-    x = common.as_float_pixels(inputs)
-    acts = []
-    for conv in self.convs:
-      x = conv(x, training=training)
-      acts.append((conv.name, x))
-    return x, acts
-
-  def output_shape_for(self, input_shape):
-    return self.layer_costs(input_shape)[1]
-
-  def layer_costs(self, input_shape):
-    h, w, cin = tuple(input_shape)[-3:]
-    costs = []
-    for (_, kernel, stride), conv in zip(SAC_CONVS, self.convs):
-      h = common.conv_output_size(h, kernel, stride, self._padding)
-      w = common.conv_output_size(w, kernel, stride, self._padding)
-      costs.append((conv, 2 * h * w * kernel * kernel * cin * conv.filters))
-      cin = conv.filters
-    if h < 1 or w < 1:
-      raise ValueError(
-          f"Observation {tuple(input_shape)} is too small for the sac encoder with padding "
-          f"{self._padding.upper()!r}; use a larger frame or padding 'SAME'.")
-    return costs, (h, w, cin)
-
-  @property
-  def layers_with_neurons(self):
-    return list(self.convs)
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(width_scale=self.width_scale, padding=self._padding.upper())
-    return config
+  def kernel_initializer(self):
+    return _orthogonal()
 
 
 def make_sac_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2):
