@@ -129,14 +129,16 @@ def test_dueling_prunes_the_connection_once_when_shared():
       "value_dense0", "advantage_dense0"]
 
 
-def test_training_calls_fail_without_initialisation_then_pass():
+def test_training_calls_initialise_the_step_themselves():
   net = _net()
-  with pytest.raises(tf.errors.InvalidArgumentError, match="UpdatePruningStep"):
-    net(_batch()[0], training=True)
-  pruning.initialize_pruning(net)
-  pruning.initialize_pruning(net)  # Idempotent.
-  net(_batch()[0], training=True)
+  assert pruning.pruning_step(net) == -1  # tfmot's initial step.
+  net(_batch()[0], training=False)
+  assert pruning.pruning_step(net) == -1  # Inference calls leave it alone.
+  net(_batch()[0], training=True)  # tfmot alone would fail its UpdatePruningStep assertion.
   assert pruning.pruning_step(net) == 1
+  pruning.initialize_pruning(net)  # Idempotent: a later call keeps the step.
+  net(_batch()[0], training=True)
+  assert pruning.pruning_step(net) == 2
 
 
 def test_strip_pruning_keeps_outputs_and_drops_wrappers():
@@ -191,3 +193,32 @@ def test_helpers_reject_unbuilt_or_unpruned():
     pruning.pruning_step(plain)
   with pytest.raises(ValueError, match="Expected a Keras layer"):
     pruning.pruning_wrappers(42)
+
+
+def test_stock_tf_agents_dqn_trains_a_pruned_network_without_initialize_pruning():
+  from tf_agents.agents.dqn import dqn_agent  # pylint: disable=g-import-not-at-top
+  from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+  from tf_agents.trajectories import trajectory  # pylint: disable=g-import-not-at-top
+  obs_spec = tensor_spec.BoundedTensorSpec((12, 12, 2), tf.uint8, 0, 255)
+  act_spec = tensor_spec.BoundedTensorSpec((), tf.int64, 0, 2)
+  net = networks.build_q_network(
+      obs_spec, act_spec, bottleneck="pruned", head_units=(8,), width_scale=0.25,
+      bottleneck_kwargs=dict(begin_step=0, end_step=4, frequency=1, target_sparsity=0.5))
+  # A stock agent: no tfgap agent, no manual pruning.initialize_pruning call.
+  agent = dqn_agent.DqnAgent(ts.time_step_spec(obs_spec), act_spec, q_network=net,
+                             optimizer=keras.optimizers.Adam(1e-3))
+  agent.initialize()
+  batch = 4
+  rng = np.random.RandomState(0)
+  experience = trajectory.Trajectory(
+      step_type=tf.ones((batch, 2), tf.int32), next_step_type=tf.ones((batch, 2), tf.int32),
+      observation=tf.constant(rng.randint(0, 256, (batch, 2, 12, 12, 2)).astype(np.uint8)),
+      action=tf.zeros((batch, 2), tf.int64), policy_info=(), reward=tf.ones((batch, 2)),
+      discount=tf.ones((batch, 2)))
+  for _ in range(3):
+    assert np.isfinite(agent.train(experience).loss.numpy())
+  assert pruning.pruning_step(net) == 3  # One training-mode call per update.
+  # Cubic schedule from step 0 to 4: 0.5 * (1 - (1/4)^3) at step 3.
+  (row,) = pruning.sparsity_report(net)
+  assert row["target"] == pytest.approx(0.5 * (1 - 0.25 ** 3))
+  assert row["sparsity"] == pytest.approx(row["target"], abs=0.02)

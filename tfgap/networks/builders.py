@@ -136,7 +136,18 @@ class _ContractMixin:
 
   def encode(self, observation, training=False):
     """The last encoder feature map A `[B, H', W', C']` (float32, after the final ReLU)."""
+    if training is True:
+      self._start_pruning()
     return tf.cast(self._encoder(observation, training=training), tf.float32)
+
+  def _start_pruning(self):
+    # Stock TF-Agents agents (DqnAgent, SacAgent) never call pruning.initialize_pruning, and
+    # tfmot's wrappers refuse a training call at their initial step -1: set max(step, 0) before
+    # every training forward pass (idempotent, so tfgap agents that call it too are unaffected).
+    from tfgap.networks import pruning  # pylint: disable=g-import-not-at-top
+    for wrapper in pruning.pruning_wrappers(self):
+      if wrapper.built:
+        wrapper.pruning_step.assign(tf.maximum(wrapper.pruning_step, tf.constant(0, tf.int64)))
 
   def parts(self):
     """{"phi": [...], "bottleneck": [...], "psi": [...]}: the Keras layers of each part."""

@@ -3,9 +3,14 @@
 tfmot's `PruneLowMagnitude` wrapper keeps its own `pruning_step` variable (initialised to -1),
 advances it by one on every call with `training=True`, updates the masks when the PolynomialDecay
 schedule says so, and multiplies the weights by their masks on every call. Keras' `fit` sets the
-step to 0 through the `UpdatePruningStep` callback; custom loops (TF-Agents agents, compiled
-train steps) call `initialize_pruning` instead, once before the first update (it is idempotent
-and safe inside `tf.function(jit_compile=True)`).
+step to 0 through the `UpdatePruningStep` callback; custom loops over Keras models call
+`initialize_pruning` instead, once before the first update (it is idempotent and safe inside
+`tf.function(jit_compile=True)`). tfgap's TF-Agents networks do it at every training-mode call, so
+stock TF-Agents agents (DqnAgent with a tfgap pruned network) need no call.
+
+A network built outside the Runner keeps the default schedule (begin_step 500,000, end_step
+2,000,000, frequency 1,000): pruning starts only after 500k updates. `schedule_steps` and
+`reschedule` fit it to a shorter run.
 
 The step counts training-mode calls: TF-Agents' DQN/C51 agents call the online network once with
 `training=True` per update, so the step equals the number of updates. Extra training-mode forward
