@@ -269,3 +269,85 @@ def test_non_integer_counters_are_malformed(tmp_path, field, value):
   runs = agg.load_runs(str(tmp_path))
   (problem,) = runs.problems
   assert problem.line == 2 and field in problem.message and runs.runs == []
+
+
+# -- suites, training-only runs -------------------------------------------------------------------
+
+def _write_lines(root, name, game, suite, scores, seed=0, **fields):
+  """A run whose records carry `suite`; `fields` override every line (None drops suite)."""
+  run_dir = os.path.join(root, name)
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, "metrics.jsonl"), "w", encoding="utf-8") as f:
+    for i, score in enumerate(scores):
+      line = synthetic_runs.record(i, game, seed, score)
+      line.update(fields)
+      if suite is None:
+        del line["suite"]
+      else:
+        line["suite"] = suite
+      f.write(json.dumps(line) + "\n")
+
+
+def test_normalisation_follows_the_suite(tmp_path):
+  root = str(tmp_path)
+  _write_lines(root, "minatar_breakout", "breakout", "minatar", [3.0, 12.0])
+  _write_lines(root, "atari_breakout", "Breakout", "atari", [16.1])
+  _write_lines(root, "old_breakout", "Breakout", None, [16.1], seed=1)  # No suite: Atari.
+  _write_lines(root, "coinrun", "coinrun", "procgen", [7.5])
+  _write_lines(root, "dmc", "cheetah-run", "dmc", [300.0])
+  runs = agg.load_runs(root)
+  rows, problems, missing = agg.select_scores(runs)
+  assert not problems
+  by_game = {(r.game, r.suite): r for r in rows}
+  minatar = by_game[("breakout", "minatar")]
+  # MinAtar breakout is no Atari Breakout: no human normalisation by the game's name.
+  assert minatar.normalized is None and minatar.normalization is None
+  assert missing == ["breakout (minatar)", "cheetah-run (dmc)"]
+  atari = by_game[("Breakout", "atari")]
+  assert atari.normalized == pytest.approx((16.1 - 1.7) / (30.5 - 1.7))
+  assert atari.normalization == "human"
+  assert by_game[("Breakout", None)].normalized == pytest.approx(atari.normalized)
+  coinrun = by_game[("coinrun", "procgen")]  # Cobbe et al. easy: (5, 10).
+  assert coinrun.normalized == pytest.approx(0.5) and coinrun.normalization == "minmax"
+  assert agg.normalization_label(rows) == (
+      "human-normalised / min-max normalised (Cobbe et al. 2020)")
+  mats = agg.score_matrices(rows)
+  assert mats.games == {"dqn/nature/flatten/x1": ["Breakout", "coinrun"]}
+  # References given by the user apply to every suite.
+  rows, _, missing = agg.select_scores(runs, references={"breakout": (0.0, 24.0)})
+  minatar = next(r for r in rows if r.suite == "minatar")
+  assert minatar.normalized == pytest.approx(0.5) and minatar.normalization == "given"
+  assert agg.normalization_label([minatar]) == "normalised by the given references"
+  assert "coinrun" in missing
+
+
+def test_procgen_references_moved_to_games_and_used_by_studies():
+  from tfgap.envs import games  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import studies  # pylint: disable=g-import-not-at-top
+  assert sorted(games.PROCGEN_REFERENCE_SCORES) == sorted(games.PROCGEN_GAMES)
+  assert all(low < high for low, high in games.PROCGEN_REFERENCE_SCORES.values())
+  assert studies.PROCGEN_REFERENCES == {k: list(v)
+                                        for k, v in games.PROCGEN_REFERENCE_SCORES.items()}
+
+
+def test_runs_without_evaluation_are_scored_by_training_returns(tmp_path):
+  root = str(tmp_path)
+  # Lines as the training driver writes them without evaluation: eval_return null, score =
+  # training return.
+  for seed in (0, 1):
+    run_dir = os.path.join(root, f"pong_{seed}")
+    os.makedirs(run_dir)
+    with open(os.path.join(run_dir, "metrics.jsonl"), "w", encoding="utf-8") as f:
+      for i, score in enumerate([-21.0 + seed, -15.0 + seed, None]):
+        line = synthetic_runs.record(i, "Pong", seed, None)
+        line.update(eval_returns=[], train_return=score, score=score, score_source="train",
+                    train_truncated=0, eval_truncated=None)
+        f.write(json.dumps(line) + "\n")
+  runs = agg.load_runs(root)
+  assert not runs.problems and len(runs.runs) == 2
+  rows, problems, _ = agg.select_scores(runs)
+  assert not problems
+  assert [(r.iteration, r.score, r.source, r.truncated) for r in rows] == [
+      (1, -15.0, "train", 0), (1, -14.0, "train", 0)]
+  (points,) = agg.learning_curves(runs).values()
+  assert [(p[0], p[2], p[5]) for p in points] == [(0, -20.5, 2), (1, -14.5, 2)]

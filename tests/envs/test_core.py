@@ -33,3 +33,34 @@ def test_frame_stack_matches_reference(frame_shape, k):
     stack.push_all(frames)
     ref = [r[1:] + [frames[i]] for i, r in enumerate(ref)]
     np.testing.assert_array_equal(got, kept)
+
+
+def test_capped_episode_is_flagged_truncated_and_counted():
+  import types  # pylint: disable=g-import-not-at-top
+  from tf_agents.specs import array_spec  # pylint: disable=g-import-not-at-top
+  from tests.agents import pixel_task  # pylint: disable=g-import-not-at-top
+  from tfgap.envs import core  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import runner  # pylint: disable=g-import-not-at-top
+  # Entry 0's game lasts 10 steps but the cap is 3; entry 1's game ends by itself after 2.
+  games = [pixel_task.BandGame(0, episode_length=10), pixel_task.BandGame(1, episode_length=2)]
+  env = core.SerialEnv(
+      games, suite="test", name="band", seed=0, mode="eval", protocol={},
+      frame_shape=(12, 12, 1), stack_size=2,
+      action_spec=array_spec.BoundedArraySpec((), np.int64, 0, 2, name="action"),
+      batched=True, max_episode_steps=3)
+  env.reset()
+  for _ in range(3):
+    env.step(np.zeros(2, np.int64))
+  episodes = sorted(env.pop_episode_stats(), key=lambda e: e["env_id"])
+  assert [(e["env_id"], e["length"], e["truncated"]) for e in episodes] == [
+      (0, 3, True), (1, 2, False)]
+  # The Runner counts them into the record's train_truncated: in 4 more steps entry 0 is capped
+  # again (FIRST, then 3 steps) and entry 1 ends one game by itself.
+  for _ in range(4):
+    env.step(np.zeros(2, np.int64))
+  fake = types.SimpleNamespace(env=env, env_steps=0,
+                               summaries=types.SimpleNamespace(scalars=lambda *a: None))
+  stats = runner.PhaseStats([], [], 0, 0.0)
+  runner.Runner._collect_episodes(fake, stats)  # pylint: disable=protected-access
+  assert stats.truncated == 1 and len(stats.returns) == 2
+  env.close()

@@ -92,10 +92,10 @@ def test_malformed_run_is_named_with_its_line(cli_result, capsys):
 def test_games_without_reference_only_in_raw_tables(cli_result):
   _, out, _ = cli_result
   text = open(os.path.join(out, "report.md"), encoding="utf-8").read()
-  assert "Games without human reference scores" in text and "AirRaid" in text
+  assert "Games without reference scores" in text and "AirRaid" in text
   raw = _read_csv(os.path.join(out, "raw_scores.csv"))
   airraid = [r for r in raw if r["game"] == "AirRaid"]
-  assert len(airraid) == 12 and all(r["human_normalized"] == "" for r in airraid)
+  assert len(airraid) == 12 and all(r["normalized"] == "" for r in airraid)
   aggregates = _read_csv(os.path.join(out, "aggregates.csv"))
   assert len(aggregates) == 4 and all(r["games"] == "2" for r in aggregates)
 
@@ -184,7 +184,8 @@ def test_python_api_with_network_and_default_references(runs_dir, tmp_path):
   raw = _read_csv(str(tmp_path / "raw_scores.csv"))
   row = next(r for r in raw if r["game"] == "Pong")
   expected = (float(row["score"]) + 20.7) / (14.6 + 20.7)
-  assert float(row["human_normalized"]) == pytest.approx(expected, rel=1e-3)
+  assert float(row["normalized"]) == pytest.approx(expected, rel=1e-3)
+  assert row["normalization"] == "human-normalised" and row["suite"] == "atari"
   assert mpimg.imread(str(tmp_path / "gradcam.png")).shape[0] > 50
   (row,) = _read_csv(str(tmp_path / "effective_parameters.csv"))
   # TinyQNet: 8x8x12 feature map, GAP into a 10-unit layer.
@@ -228,7 +229,8 @@ def test_policy_run_dir_restores_the_trained_network(tmp_path):
       "Runner.score='eval'", "tfgap.agents.DQNAgent.min_replay_history=64", "tfgap.agents.DQNAgent.batch_size=8",
       "tfgap.networks.build_q_network.bottleneck='gap'",
       "tfgap.networks.build_q_network.head_units=(32,)"])
-  net, obs, description = report.load_run_network(run_dir, num_observations=3)
+  net, obs, description, names = report.load_run_network(run_dir, num_observations=3)
+  assert names[:2] == ["NOOP", "FIRE"]  # ALE's meanings of Pong's minimal action set.
   assert obs.shape == (3, 84, 84, 4) and obs.dtype == np.uint8
   assert "Pong" in description and "ckpt-000000" in description
   state = os.path.join(run_dir, "checkpoints", "ckpt-000000", "tf", "state")
@@ -243,7 +245,7 @@ def test_policy_run_dir_restores_the_trained_network(tmp_path):
   data = sorted(glob.glob(os.path.join(bad, "tf", "state.data-*")))[0]
   with open(data, "r+b") as f:
     f.truncate(os.path.getsize(data) // 2)
-  _, _, description = report.load_run_network(run_dir, num_observations=1)
+  _, _, description, _ = report.load_run_network(run_dir, num_observations=1)
   assert "ckpt-000000" in description
   shutil.rmtree(bad)
 
@@ -255,3 +257,80 @@ def test_policy_run_dir_restores_the_trained_network(tmp_path):
   assert int(row["live_weights"]) == 64 * 32  # GAP: C x dim(psi).
   text = (out / "report.md").read_text()
   assert "Network restored from" in text and "dormant" in text
+
+
+def _suite_run(root, name, game, suite, score, seed=0, **fields):
+  run_dir = os.path.join(root, name)
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, "metrics.jsonl"), "w", encoding="utf-8") as f:
+    for i, value in enumerate([score - 1.0, score]):
+      line = synthetic_runs.record(i, game, seed, value)
+      line.update(suite=suite, **fields)
+      f.write(json.dumps(line) + "\n")
+  return os.path.join(run_dir, "metrics.jsonl")
+
+
+def test_minatar_is_not_normalised_with_atari_scores_and_truncation_is_flagged(tmp_path):
+  root = str(tmp_path / "runs")
+  for seed in (0, 1):
+    _suite_run(root, f"minatar_{seed}", "breakout", "minatar", 10.0 + seed, seed=seed)
+    _suite_run(root, f"coinrun_{seed}", "coinrun", "procgen", 6.0 + seed, seed=seed)
+  capped = _suite_run(root, "coinrun_capped", "coinrun", "procgen", 9.0, seed=2,
+                      eval_truncated=3, train_truncated=0)
+  result = report.write_report(root, str(tmp_path / "out"), reps=5)
+  assert result.games_without_reference == ["breakout (minatar)"]
+  raw = _read_csv(str(tmp_path / "out" / "raw_scores.csv"))
+  assert all(r["normalized"] == "" for r in raw if r["suite"] == "minatar")
+  procgen = {r["seed"]: r for r in raw if r["suite"] == "procgen"}
+  assert float(procgen["0"]["normalized"]) == pytest.approx(0.2)  # (6 - 5) / (10 - 5).
+  assert procgen["0"]["normalization"] == "min-max normalised (Cobbe et al. 2020)"
+  assert procgen["2"]["truncated_episodes"] == "3"
+  text = open(result.report, encoding="utf-8").read()
+  assert "## Aggregates (min-max normalised (Cobbe et al. 2020)" in text
+  assert "breakout (minatar)" in text
+  # Every aggregate figure says what it aggregates: 3 procgen runs on 1 game.
+  assert "IQM of 3 runs on 1 game (1 configuration)" in text
+  assert "5 runs on 2 games" in text  # Learning curves: every scored run.
+  (note,) = [n for n in result.notes if n.startswith("Truncated scores")]
+  assert capped in note and "3 eval episodes" in note and "1 run scored 3 episodes" in note
+
+
+def test_aggregate_figure_keeps_zero_and_names_its_normalisation(monkeypatch, tmp_path):
+  from tfgap.analysis import aggregate as agg  # pylint: disable=g-import-not-at-top
+  from tfgap.analysis import plots  # pylint: disable=g-import-not-at-top
+  figures = []
+  monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+  configs = {f"dqn/nature/gap/x{s}": agg.Config("dqn", "nature", "gap", float(s))
+             for s in (1, 2)}
+  # Scores far from 0 with tiny intervals: a zoomed-in axis would magnify the noise.
+  aggregates = {label: {"IQM": agg.Interval(5.0 + 0.01 * i, 4.99, 5.03)}
+                for i, label in enumerate(configs)}
+  plots.plot_aggregate_vs_width(aggregates, configs, str(tmp_path / "a.png"),
+                                normalization="min-max normalised (Cobbe et al. 2020)",
+                                title="IQM: 6 runs on 3 games")
+  ax = figures[0].axes[0]
+  low, high = ax.get_ylim()
+  assert low <= 0.0 < 5.03 <= high
+  assert ax.get_ylabel() == "IQM (min-max normalised (Cobbe et al. 2020))"
+  assert ax.get_title() == "IQM: 6 runs on 3 games"
+
+
+def test_gradcam_grid_names_actions_flags_uniform_maps_and_has_a_colorbar(tmp_path, monkeypatch):
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  from tfgap.analysis import gradcam  # pylint: disable=g-import-not-at-top
+  saved = []
+  original = Figure.savefig
+  monkeypatch.setattr(Figure, "savefig",
+                      lambda fig, path, **kw: saved.append(fig) or original(fig, path, **kw))
+  obs = np.random.RandomState(0).randint(0, 256, (3, 16, 16, 4)).astype(np.uint8)
+  maps = np.zeros((3, 16, 16), np.float32)
+  maps[0, 4:8, 4:8] = 1.0  # Maps 1 and 2 stay all zero: uniform.
+  gradcam.save_grid(str(tmp_path / "grid.png"), obs, maps, actions=[1, 0, 2],
+                    action_names=["NOOP", "FIRE", "RIGHT"])
+  fig = saved[-1]
+  titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+  assert titles == ["FIRE (1)", "NOOP (0), uniform map", "RIGHT (2), uniform map"]
+  assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+  gradcam.save_overlay(str(tmp_path / "one.png"), obs[0], maps[0], action=3)
+  assert [ax.get_title() for ax in saved[-1].axes if ax.get_title()] == ["action 3"]
+  assert any(ax.get_label() == "<colorbar>" for ax in saved[-1].axes)

@@ -2,9 +2,15 @@
 
 A run is a directory holding `metrics.jsonl` (one JSON object per iteration, fields in
 docs/DESIGN.md). Runs are grouped into configurations (agent, encoder, bottleneck, width_scale);
-each configuration becomes a score matrix `[runs, games]` of human-normalised scores on which IQM,
+each configuration becomes a score matrix `[runs, games]` of normalised scores on which IQM,
 median, mean and optimality gap get 95% stratified-bootstrap intervals, plus probability of
 improvement and performance profiles.
+
+Normalisation follows each run's `suite` field: Atari and Atari100K scores (and runs without a
+suite, written before the field existed) are human-normalised, Procgen scores min-max normalised
+with Cobbe et al. 2020's constants; MinAtar, DMC and custom suites have no default reference
+(their game names overlap Atari's, so an Atari table must not apply to them) unless the caller
+passes `references`.
 
 Nothing is averaged silently: a run with a malformed or missing line is skipped and reported as
 `path:line: reason`; games without human reference scores are named and kept out of normalised
@@ -27,6 +33,14 @@ CONFIG_FIELDS = ("agent", "encoder", "bottleneck", "width_scale")
 REQUIRED_FIELDS = ("iteration", "env_steps", "game", "seed") + CONFIG_FIELDS
 AGGREGATES = ("IQM", "Median", "Mean", "Optimality Gap")
 SCORE_SOURCES = ("train", "eval")
+# Suites normalised by default, and how (keys of NORMALIZATION_LABELS).
+HUMAN_SUITES = ("atari", "atari100k")
+MINMAX_SUITES = ("procgen",)
+NORMALIZATION_LABELS = {
+    "human": "human-normalised",
+    "minmax": "min-max normalised (Cobbe et al. 2020)",
+    "given": "normalised by the given references",
+}
 
 
 def score_of(record):
@@ -90,6 +104,12 @@ class Run:
   @property
   def run_dir(self):
     return os.path.dirname(self.path)
+
+  @property
+  def suite(self):
+    """The records' `suite` (None for runs written before the field existed)."""
+    suite = self.records[0].get("suite") if self.records else None
+    return str(suite).lower() if suite else None
 
   def record_at(self, iteration=None):
     """The record of `iteration`, or None when the run lacks it or it has no score.
@@ -285,6 +305,9 @@ class ScoreRow:
   normalized: Optional[float]
   path: str
   source: str = "eval"
+  suite: Optional[str] = None
+  normalization: Optional[str] = None  # A key of NORMALIZATION_LABELS, None: no reference.
+  truncated: Optional[int] = None  # Scored episodes cut by a step cap (None: not logged).
 
 
 def _default_normalizer():
@@ -326,11 +349,46 @@ def human_normalize(game, score, references=None):
   return float(normalizer(game, score))
 
 
-def _try_normalize(game, score, references):
+def normalize(game, score, suite=None, references=None):
+  """The normalised score of a run of `suite`, and which normalisation gave it.
+
+  Args:
+    game: game name.
+    score: raw game score.
+    suite: the run's suite; None (older runs) is treated as Atari.
+    references: {game: (low, high)} for every suite, or None for the defaults: human/random
+      scores for "atari"/"atari100k"/None, Cobbe et al.'s (R_min, R_max) for "procgen", nothing
+      for other suites (MinAtar, DMC, custom).
+
+  Returns:
+    (normalised score or None when the game has no reference, key of NORMALIZATION_LABELS or
+    None).
+  """
+  suite = str(suite).lower() if suite else None
   try:
-    return human_normalize(game, score, references)
+    if references is not None:
+      return human_normalize(game, score, references), "given"
+    if suite is None or suite in HUMAN_SUITES:
+      return human_normalize(game, score), "human"
+    if suite in MINMAX_SUITES:
+      from tfgap.envs import games  # pylint: disable=g-import-not-at-top
+      return human_normalize(str(game).lower(), score, games.PROCGEN_REFERENCE_SCORES), "minmax"
   except ValueError:
-    return None
+    pass
+  return None, None
+
+
+def normalization_label(rows):
+  """What the normalised scores of `rows` are, e.g. "human-normalised" (joined when mixed)."""
+  kinds = sorted({r.normalization for r in rows if r.normalization is not None},
+                 key=list(NORMALIZATION_LABELS).index)
+  return " / ".join(NORMALIZATION_LABELS[k] for k in kinds) or "normalised"
+
+
+def truncated_of(record, source):
+  """Episodes of the scored phase cut by a step cap (`train_truncated`/`eval_truncated`)."""
+  value = record.get(f"{source}_truncated")
+  return int(value) if _is_number(value) else None
 
 
 def select_scores(collection, iteration=None, references=None):
@@ -339,10 +397,12 @@ def select_scores(collection, iteration=None, references=None):
   Args:
     collection: `RunCollection`.
     iteration: the iteration to score; runs without it are reported and left out.
-    references: {game: (random, human)} or None for tfgap.envs.games.
+    references: {game: (low, high)} for every run, or None for the suite defaults (see
+      `normalize`).
 
   Returns:
-    (rows, problems, games_without_reference).
+    (rows, problems, games_without_reference); a game of a suite without a default reference is
+    named "game (suite)".
   """
   rows, problems = [], []
   missing_reference = set()
@@ -359,13 +419,17 @@ def select_scores(collection, iteration=None, references=None):
       problems.append(Problem(run.path, None, reason + "; left out of scores"))
       continue
     score = float(score_of(record))
-    normalized = _try_normalize(run.game, score, references)
+    normalized, kind = normalize(run.game, score, run.suite, references)
     if normalized is None:
-      missing_reference.add(run.game)
+      default_suite = run.suite is None or run.suite in HUMAN_SUITES + MINMAX_SUITES
+      missing_reference.add(run.game if default_suite or references is not None else
+                            f"{run.game} ({run.suite})")
+    source = score_source_of(record)
     rows.append(ScoreRow(config=run.config, game=run.game, seed=run.seed,
                          iteration=record["iteration"], env_steps=record["env_steps"],
-                         score=score, normalized=normalized, path=run.path,
-                         source=score_source_of(record)))
+                         score=score, normalized=normalized, path=run.path, source=source,
+                         suite=run.suite, normalization=kind,
+                         truncated=truncated_of(record, source)))
   return rows, problems, sorted(missing_reference)
 
 
@@ -607,7 +671,8 @@ __all__ = [
     "METRICS_FILE", "CONFIG_FIELDS", "REQUIRED_FIELDS", "AGGREGATES", "SCORE_SOURCES",
     "score_of", "score_source_of", "Config", "Problem", "Run",
     "RunCollection", "Interval", "read_run", "find_metrics_files", "load_runs", "ScoreRow",
-    "human_normalize", "select_scores", "ScoreMatrices", "score_matrices", "aggregate_function",
+    "human_normalize", "normalize", "normalization_label", "truncated_of", "HUMAN_SUITES",
+    "MINMAX_SUITES", "NORMALIZATION_LABELS", "select_scores", "ScoreMatrices", "score_matrices", "aggregate_function",
     "aggregate_scores", "probability_of_improvement", "baseline_pairs", "performance_profiles",
     "learning_curves",
 ]

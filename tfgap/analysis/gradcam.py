@@ -164,28 +164,104 @@ def overlay(frame, cam, alpha=0.5, cmap="jet"):
   return (np.clip(blended, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def save_overlay(path, observation, cam, frame_channels=None, alpha=0.5, cmap="jet"):
-  """Writes one PNG: the observation's last frame with the map over it."""
-  from matplotlib import image as mpimg  # pylint: disable=g-import-not-at-top
-  image = overlay(last_frame(observation, frame_channels), cam, alpha, cmap)
+def is_uniform(cam, tol=1e-6):
+  """Whether a map is (numerically) constant: it singles out no region of the frame."""
+  cam = np.asarray(cam, dtype=np.float32)
+  return bool(cam.size) and float(cam.max() - cam.min()) <= tol
+
+
+def action_label(action, action_names=None):
+  """"NAME (a)" with the env's action meanings when given, else "action a"."""
+  action = int(action)
+  if action_names is not None and 0 <= action < len(action_names):
+    return f"{action_names[action]} ({action})"
+  return f"action {action}"
+
+
+def _titles(n, titles, actions, action_names):
+  if titles is not None:
+    if len(titles) != n:
+      raise ValueError(f"got {len(titles)} titles for {n} maps; accepted: one per map")
+    return [str(t) for t in titles]
+  if actions is not None:
+    actions = np.broadcast_to(np.asarray(actions), (n,))
+    return [action_label(a, action_names) for a in actions]
+  return [""] * n
+
+
+def _draw(fig, axes, observations, cams, titles, frame_channels, alpha, cmap):
+  """Overlay cells, "uniform map" in the title of constant maps, one colorbar for all."""
+  from matplotlib import cm  # pylint: disable=g-import-not-at-top
+  from matplotlib import colors  # pylint: disable=g-import-not-at-top
+  for i, ax in enumerate(axes):
+    ax.axis("off")
+    if i >= len(observations):
+      continue
+    ax.imshow(overlay(last_frame(observations[i], frame_channels), cams[i], alpha, cmap))
+    title = titles[i]
+    if is_uniform(cams[i]):  # A flat map would otherwise read as "attends everywhere".
+      title = f"{title}, uniform map" if title else "uniform map"
+    if title:
+      ax.set_title(title, fontsize=9)
+  mappable = cm.ScalarMappable(norm=colors.Normalize(0.0, 1.0), cmap=cmap)
+  bar = fig.colorbar(mappable, ax=list(axes), shrink=0.85, pad=0.02)
+  bar.set_label("Grad-CAM (1 = peak of the frame)", fontsize=8)
+  bar.ax.tick_params(labelsize=7)
+
+
+def save_overlay(path, observation, cam, frame_channels=None, alpha=0.5, cmap="jet",
+                 action=None, action_names=None, title=None, annotate=True):
+  """Writes one PNG: the observation's last frame with the map over it.
+
+  Args:
+    path: output PNG.
+    observation: `[H, W, C]` observation.
+    cam: `[h, w]` map.
+    frame_channels: see `last_frame`.
+    alpha: heat map weight.
+    cmap: colormap name.
+    action: the explained action (titled with its name from `action_names`).
+    action_names: the env's action meanings, indexed by action.
+    title: a title of your own (instead of the action's).
+    annotate: False writes the bare overlay at the frame's pixel size (no title, no colorbar).
+
+  Returns:
+    path.
+  """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  mpimg.imsave(path, image)
+  if not annotate:
+    from matplotlib import image as mpimg  # pylint: disable=g-import-not-at-top
+    mpimg.imsave(path, overlay(last_frame(observation, frame_channels), cam, alpha, cmap))
+    return path
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  titles = _titles(1, None if title is None else [title],
+                   None if action is None else [action], action_names)
+  fig = Figure(figsize=(3.4, 2.9), layout="constrained")
+  ax = fig.subplots()
+  _draw(fig, [ax], np.asarray(observation)[None], np.asarray(cam)[None], titles, frame_channels,
+        alpha, cmap)
+  fig.savefig(path, dpi=100)
   return path
 
 
 def save_grid(path, observations, cams, titles=None, frame_channels=None, alpha=0.5,
-              cmap="jet", columns=4):
-  """Writes a PNG grid: each cell a frame with its Grad-CAM overlay.
+              cmap="jet", columns=4, actions=None, action_names=None):
+  """Writes a PNG grid: each cell a frame with its Grad-CAM overlay, and a colorbar.
+
+  Cells whose map is constant say "uniform map" in their title.
 
   Args:
     path: output PNG.
     observations: `[N, H, W, C]` observations.
     cams: `[N, h, w]` maps.
-    titles: optional N strings (e.g. "action 3").
+    titles: optional N strings; default from `actions` (see `action_label`).
     frame_channels: see `last_frame`.
     alpha: heat map weight.
     cmap: colormap name.
     columns: cells per row.
+    actions: the N explained actions (as `grad_cam` returns them), for the titles.
+    action_names: the env's action meanings, indexed by action (e.g. ALE's
+      `get_action_meanings()`).
 
   Returns:
     path.
@@ -197,22 +273,16 @@ def save_grid(path, observations, cams, titles=None, frame_channels=None, alpha=
   n = len(observations)
   if n == 0 or len(cams) != n:
     raise ValueError(f"got {n} observations and {len(cams)} maps; accepted: the same number >= 1")
-  if titles is not None and len(titles) != n:
-    raise ValueError(f"got {len(titles)} titles for {n} maps; accepted: one per map")
+  titles = _titles(n, titles, actions, action_names)
   columns = max(1, min(columns, n))
   rows = -(-n // columns)
-  fig = Figure(figsize=(2.4 * columns, 2.5 * rows))
+  fig = Figure(figsize=(2.4 * columns + 0.8, 2.5 * rows), layout="constrained")
   axes = fig.subplots(rows, columns, squeeze=False)
-  for i, ax in enumerate(axes.flat):
-    ax.axis("off")
-    if i < n:
-      ax.imshow(overlay(last_frame(observations[i], frame_channels), cams[i], alpha, cmap))
-      if titles is not None:
-        ax.set_title(str(titles[i]), fontsize=9)
-  fig.tight_layout()
+  _draw(fig, list(axes.flat), observations, cams, titles, frame_channels, alpha, cmap)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=100)
   return path
 
 
-__all__ = ["action_values", "grad_cam", "last_frame", "overlay", "save_overlay", "save_grid"]
+__all__ = ["action_values", "grad_cam", "last_frame", "overlay", "save_overlay", "save_grid",
+           "is_uniform", "action_label"]

@@ -30,14 +30,28 @@ def _series_label(config):
   return f"{config.agent}/{config.encoder}/{config.bottleneck}"
 
 
-def plot_aggregate_vs_width(aggregates, configs, path, metric="IQM"):
+def _include_zero(ax):
+  """Normalised scores have a meaningful origin: keep 0 in the y range, not a zoom on noise."""
+  low, high = ax.get_ylim()
+  low, high = min(low, 0.0), max(high, 0.0)
+  if high - low < 1e-9:
+    high = low + 1.0
+  ax.set_ylim(low, high)
+
+
+def plot_aggregate_vs_width(aggregates, configs, path, metric="IQM",
+                            normalization="human-normalised", title=None):
   """Aggregate (with CI error bars) against width scale, one line per agent/encoder/bottleneck.
+
+  The y range always includes 0.
 
   Args:
     aggregates: {label: {metric: Interval}} (`aggregate.aggregate_scores`).
     configs: {label: Config}.
     path: output PNG.
     metric: which aggregate to plot.
+    normalization: what the scores are, for the y label (`aggregate.normalization_label`).
+    title: figure title (e.g. how many runs and games it aggregates).
 
   Returns:
     path.
@@ -60,20 +74,26 @@ def plot_aggregate_vs_width(aggregates, configs, path, metric="IQM"):
   ax.set_xticks(scales)
   ax.set_xticklabels([f"x{s:g}" for s in scales])
   ax.set_xlabel("width scale")
-  ax.set_ylabel(f"{metric} (human-normalised)")
+  ax.set_ylabel(f"{metric} ({normalization})")
+  _include_zero(ax)
+  ax.axhline(0.0, color="0.4", linewidth=0.8)
+  if title:
+    ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   return _save(fig, path)
 
 
-def plot_learning_curves(curves, path, columns=3):
-  """Eval return against env steps: one panel per game, one line per configuration.
+def plot_learning_curves(curves, path, columns=3, ylabel="score", title=None):
+  """Score against env steps: one panel per game, one line per configuration.
 
   Args:
     curves: {(Config, game): [(iteration, env_steps, mean, min, max, n), ...]}
       (`aggregate.learning_curves`).
     path: output PNG.
     columns: panels per row.
+    ylabel: what the score is (e.g. "eval return", "training return").
+    title: figure title (e.g. how many runs and games it shows).
 
   Returns:
     path.
@@ -92,13 +112,15 @@ def plot_learning_curves(curves, path, columns=3):
                       color=line.get_color(), alpha=0.15)
     ax.set_title(game)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("eval return")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
   for ax in list(axes.flat)[len(games):]:
     ax.axis("off")
   handles, labels = axes.flat[0].get_legend_handles_labels()
   if handles:
     axes.flat[0].legend(handles, labels, fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=10)
   return _save(fig, path)
 
 
@@ -162,8 +184,12 @@ def plot_dormant(series, path):
   return _save(fig, path)
 
 
-def plot_performance_profiles(taus, profiles, cis, path):
-  """Fraction of runs with normalised score > tau, with bootstrap bands (rliable.plot_utils)."""
+def plot_performance_profiles(taus, profiles, cis, path, normalization="human-normalised",
+                              title=None):
+  """Fraction of runs with normalised score > tau, with bootstrap bands (rliable.plot_utils).
+
+  `normalization` names the score on the x label; `title` goes above the axes.
+  """
   from rliable import plot_utils  # pylint: disable=g-import-not-at-top
   fig, axes = _figure(figsize=(6.5, 4.0))
   ax = axes[0, 0]
@@ -171,8 +197,11 @@ def plot_performance_profiles(taus, profiles, cis, path):
   colors = dict(zip(sorted(profiles), cycle * (len(profiles) // len(cycle) + 1)))
   plot_utils.plot_performance_profiles(
       profiles, taus, performance_profile_cis=cis, colors=colors,
-      xlabel=r"human-normalised score $(\tau)$", ylabel=r"fraction of runs with score $> \tau$",
+      xlabel=f"{normalization} score " + r"$(\tau)$", ylabel=r"fraction of runs with score $> \tau$",
       labelsize="medium", ticklabelsize="small", ax=ax)
+  ax.set_ylim(0.0, 1.02)
+  if title:
+    ax.set_title(title, fontsize=9)
   ax.legend(fontsize=7, loc="upper right")
   return _save(fig, path)
 

@@ -1,4 +1,4 @@
-"""Game and task lists of the paper, and human/random reference scores for Atari.
+"""Game and task lists of the paper, and reference scores for Atari (human) and Procgen (min/max).
 
 Everything here is plain data plus name resolution; nothing imports an emulator at module
 import time, so the analysis code can use `human_normalized` without ALE or MuJoCo.
@@ -141,6 +141,20 @@ ATARI_REFERENCE_SCORES = {
     "WizardOfWor": (563.5, 4756.5),
     "YarsRevenge": (3092.9, 54576.9),
     "Zaxxon": (32.5, 9173.3),
+}
+
+# (R_min, R_max) per Procgen game in the easy distribution: the normalisation constants of Cobbe
+# et al. 2020, "Leveraging Procedural Generation to Benchmark Reinforcement Learning" (arXiv
+# 1912.01588, appendix table of normalisation constants, "Easy" columns); normalised score
+# = (R - R_min) / (R_max - R_min). Checked against two public copies of that table (all 16
+# values agree), not against the paper's PDF itself. R_max is the maximal achievable return;
+# R_min that of a policy that does nothing useful (not a random policy).
+PROCGEN_REFERENCE_SCORES = {
+    "bigfish": (1.0, 40.0), "bossfight": (0.5, 13.0), "caveflyer": (3.5, 12.0),
+    "chaser": (0.5, 13.0), "climber": (2.0, 12.6), "coinrun": (5.0, 10.0),
+    "dodgeball": (1.5, 19.0), "fruitbot": (-1.5, 32.4), "heist": (3.5, 10.0),
+    "jumper": (3.0, 10.0), "leaper": (3.0, 10.0), "maze": (5.0, 10.0), "miner": (1.5, 13.0),
+    "ninja": (3.5, 10.0), "plunder": (4.5, 30.0), "starpilot": (2.5, 64.0),
 }
 
 
@@ -317,7 +331,7 @@ def has_reference_scores(game):
 __all__ = [
     "ATARI_GAMES", "ATARI100K_GAMES", "ATARI100K_AGENT_STEPS", "PROCGEN_GAMES", "DMC_TASKS",
     "DMC_TASKS_EXTENDED", "DMC_ALL_TASKS", "DMC_ACTION_REPEAT", "DMC_DEFAULT_ACTION_REPEAT",
-    "DMC_CAMERA", "ATARI_REFERENCE_SCORES", "human_normalized", "reference_scores",
+    "DMC_CAMERA", "ATARI_REFERENCE_SCORES", "PROCGEN_REFERENCE_SCORES", "human_normalized", "reference_scores",
     "has_reference_scores", "resolve_atari_game", "resolve_procgen_game", "resolve_dmc_task",
     "closest", "list_games", "MINATAR_GAMES", "MINATAR_CHANNELS", "resolve_minatar_game",
 ]

@@ -110,12 +110,15 @@ class _Writer:
 
 def _raw_tables(w, rows):
   w.add("## Raw scores\n\nScore of every run at the selected iteration (raw game score; all games, "
-        "with or without human reference).")
-  headers = ["agent", "encoder", "bottleneck", "width_scale", "game", "seed", "iteration",
-             "env_steps", "score", "score_source", "human_normalized", "path"]
+        "with or without reference scores).")
+  headers = ["agent", "encoder", "bottleneck", "width_scale", "suite", "game", "seed",
+             "iteration", "env_steps", "score", "score_source", "truncated_episodes",
+             "normalized", "normalization", "path"]
   w.csv("raw_scores.csv", headers, [
-      _config_cells(r.config) + [r.game, r.seed, r.iteration, r.env_steps, r.score, r.source,
-                                 r.normalized, r.path] for r in rows])
+      _config_cells(r.config) + [r.suite, r.game, r.seed, r.iteration, r.env_steps, r.score,
+                                 r.source, r.truncated, r.normalized,
+                                 agg.NORMALIZATION_LABELS.get(r.normalization), r.path]
+      for r in rows])
   grouped = {}
   for r in rows:
     grouped.setdefault((r.config, r.game), []).append(r)
@@ -127,17 +130,28 @@ def _raw_tables(w, rows):
         game, len(runs), float(scores.mean()), float(scores.std()),
         float(np.mean(normalized)) if normalized else None])
   headers = ["agent", "encoder", "bottleneck", "width_scale", "game", "runs", "mean_return",
-             "std_return", "mean_human_normalized"]
+             "std_return", "mean_normalized"]
   w.csv("game_scores.csv", headers, table)
   w.add(_md_table(headers, table) + "\n\nCSV: `raw_scores.csv` (per run), `game_scores.csv`.")
 
 
-def _aggregate_tables(w, matrices, reps, seed):
+def _counts(matrices):
+  """"N runs on G games (C configurations)": what a normalised figure aggregates."""
+  runs = sum(int(m.size) for m in matrices.matrices.values())
+  games = sorted({g for names in matrices.games.values() for g in names})
+  configs = len(matrices.matrices)
+  return (f"{runs} run{'s' if runs != 1 else ''} on {len(games)} game"
+          f"{'s' if len(games) != 1 else ''} ({configs} configuration"
+          f"{'s' if configs != 1 else ''})")
+
+
+def _aggregate_tables(w, matrices, reps, seed, normalization="human-normalised"):
   """IQM/median/mean/optimality gap, probability of improvement, profiles; returns aggregates."""
-  w.add(f"## Aggregates (human-normalised, 95% stratified bootstrap CIs, {reps} reps)")
+  w.add(f"## Aggregates ({normalization}, 95% stratified bootstrap CIs, {reps} reps)")
   if not matrices.matrices:
-    w.note("No configuration has a game with human reference scores: no normalised aggregates.")
+    w.note("No configuration has a game with reference scores: no normalised aggregates.")
     return None
+  counts = _counts(matrices)
   aggregates = agg.aggregate_scores(matrices.matrices, reps=reps, seed=seed)
   headers = ["agent", "encoder", "bottleneck", "width_scale", "runs_per_game", "games"]
   for name in agg.AGGREGATES:
@@ -160,8 +174,10 @@ def _aggregate_tables(w, matrices, reps, seed):
             f"{label}: {', '.join(games)}" for label, games in matrices.games.items()))
   from tfgap.analysis import plots  # pylint: disable=g-import-not-at-top
   name = w.figure("aggregate_vs_width.png", plots.plot_aggregate_vs_width, aggregates,
-                  matrices.configs)
-  w.add(f"### IQM against width scale\n\n![IQM vs width]({name})")
+                  matrices.configs, normalization=normalization,
+                  title=f"IQM, 95% CIs: {counts}")
+  w.add(f"### IQM against width scale\n\n![IQM vs width]({name})\n\n*IQM of {counts}, "
+        f"{normalization}; error bars: 95% stratified bootstrap CIs; the y axis includes 0.*")
 
   pairs = agg.baseline_pairs(matrices.configs)
   w.add("### Probability of improvement over the flatten baseline (same agent, encoder, width)")
@@ -178,22 +194,36 @@ def _aggregate_tables(w, matrices, reps, seed):
 
   taus, profiles, cis = agg.performance_profiles(matrices.matrices, reps=reps, seed=seed)
   name = w.figure("performance_profiles.png", plots.plot_performance_profiles, taus, profiles,
-                  cis)
-  w.add(f"### Performance profiles\n\n![performance profiles]({name})")
+                  cis, normalization=normalization, title=f"Performance profiles: {counts}")
+  w.add(f"### Performance profiles\n\n![performance profiles]({name})\n\n*Fraction of runs "
+        f"with a {normalization} score above tau: {counts}.*")
   return aggregates
+
+
+_SOURCE_LABELS = {"train": "training return", "eval": "eval return"}
 
 
 def _learning_curves(w, collection):
   from tfgap.analysis import plots  # pylint: disable=g-import-not-at-top
   curves = agg.learning_curves(collection)
+  sources = sorted({agg.score_source_of(r) for run in collection.runs for r in run.records
+                    if agg.score_of(r) is not None})
+  ylabel = " / ".join(_SOURCE_LABELS.get(s, s) for s in sources) or "score"
+  runs = [run for run in collection.runs if any(agg.score_of(r) is not None
+                                                 for r in run.records)]
+  games = sorted({run.game for run in runs})
+  counts = (f"{len(runs)} run{'s' if len(runs) != 1 else ''} on {len(games)} game"
+            f"{'s' if len(games) != 1 else ''}")
   rows = [_config_cells(config) + [game] + list(p) for (config, game), points in curves.items()
           for p in points]
   w.csv("learning_curves.csv", ["agent", "encoder", "bottleneck", "width_scale", "game",
                                 "iteration", "env_steps", "mean_score", "min", "max",
                                 "runs"], rows)
-  name = w.figure("learning_curves.png", plots.plot_learning_curves, curves)
-  w.add("## Learning curves\n\nMean score over seeds (band: min to max) against env "
-        f"steps.\n\n![learning curves]({name})\n\nCSV: `learning_curves.csv`.")
+  name = w.figure("learning_curves.png", plots.plot_learning_curves, curves, ylabel=ylabel,
+                  title=f"Raw {ylabel} (mean over seeds, band: min to max): {counts}")
+  w.add(f"## Learning curves\n\nMean raw score ({ylabel}) over seeds (band: min to max) "
+        f"against env steps, {counts}.\n\n![learning curves]({name})\n\nCSV: "
+        "`learning_curves.csv`.")
 
 
 def _dormant(w, collection):
@@ -228,7 +258,7 @@ def _dormant(w, collection):
 _GROUP_ORDER = dormant_lib.GROUPS + (dormant_lib.ALL,)
 
 
-def _network_sections(w, network, observations, actions):
+def _network_sections(w, network, observations, actions, action_names=None):
   from tfgap.analysis import effective  # pylint: disable=g-import-not-at-top
   from tfgap.analysis import gradcam  # pylint: disable=g-import-not-at-top
   try:
@@ -245,15 +275,22 @@ def _network_sections(w, network, observations, actions):
     w.note("No observations given: no Grad-CAM.")
     return
   maps, chosen = gradcam.grad_cam(network, observations, actions=actions)
-  titles = [f"action {a}" for a in chosen]
-  name = w.figure("gradcam.png",
-                  lambda path: gradcam.save_grid(path, observations, maps, titles=titles))
-  w.add(f"### Grad-CAM\n\nLast frame of each observation with the Grad-CAM map of the explained "
-        f"action.\n\n![Grad-CAM]({name})")
+  name = w.figure("gradcam.png", lambda path: gradcam.save_grid(
+      path, observations, maps, actions=chosen, action_names=action_names))
+  uniform = sum(gradcam.is_uniform(m) for m in maps)
+  w.add(f"### Grad-CAM\n\nLast frame of each of {len(maps)} observations with the Grad-CAM map "
+        "of the explained action (" + ("titled with the env's action meanings" if action_names
+                                       else "no action meanings known: action indices") +
+        f"; colour scale 0 to the frame's peak).\n\n![Grad-CAM]({name})")
+  if uniform:
+    w.note(f"{uniform} of {len(maps)} Grad-CAM maps are uniform (constant over the frame: the "
+           "explained Q-value has no positive evidence in any region); their panels say "
+           "\"uniform map\".")
 
 
 def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=None,
-                 network=None, observations=None, actions=None, network_note=None):
+                 network=None, observations=None, actions=None, network_note=None,
+                 action_names=None):
   """Writes report.md, CSVs and PNGs for the runs under `runs_dir`.
 
   Args:
@@ -262,12 +299,15 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
     iteration: iteration to score (None: each run's last).
     reps: bootstrap replications.
     seed: bootstrap seed.
-    references: {game: (random, human)}; None for tfgap.envs.games.
+    references: {game: (low, high)} applied to every run; None for the suite defaults
+      (human-normalised Atari/Atari100K and runs without a suite, min-max normalised Procgen,
+      no reference for other suites; see `tfgap.analysis.aggregate.normalize`).
     network: optional tfgap network (encode/decode/activations/parts) or model from
       `tfgap.networks.build_keras_model`, for Grad-CAM and effective parameters.
     observations: `[N, H, W, C]` observations for Grad-CAM.
     actions: actions to explain (None: greedy).
     network_note: a line about where the network comes from, stated in its section.
+    action_names: the env's action meanings (indexed by action) for the Grad-CAM titles.
 
   Returns:
     `ReportResult`.
@@ -297,11 +337,15 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
 
   matrices = agg.score_matrices(rows, normalized=True)
   problems += matrices.problems
+  normalization = agg.normalization_label(rows)
   _raw_tables(w, rows)
+  _truncation_note(w, rows)
   if no_reference:
-    w.note(f"Games without human reference scores, left out of normalised aggregates (raw "
-           f"tables include them): {', '.join(no_reference)}.")
-  _aggregate_tables(w, matrices, reps, seed)
+    w.note(f"Games without reference scores, left out of normalised aggregates (raw tables "
+           f"include them): {', '.join(no_reference)}. Atari games without a human score and "
+           "suites without a default reference (MinAtar, DMC, custom; \"game (suite)\") are "
+           "normalised only with --references.")
+  _aggregate_tables(w, matrices, reps, seed, normalization)
   _learning_curves(w, collection)
   _dormant(w, collection)
   if network is not None:
@@ -312,12 +356,25 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
     if network_note:
       w.add(network_note)
     if network is not None:
-      _network_sections(w, network, observations, actions)
+      _network_sections(w, network, observations, actions, action_names)
   w.add("## Skipped or left out\n\n" + (
       "\n".join(f"- `{p}`" for p in problems) if problems else "Nothing."))
   report = _finish(w)
   return ReportResult(report=report, files=w.files, problems=problems, notes=w.notes,
                       games_without_reference=no_reference)
+
+
+def _truncation_note(w, rows):
+  """Names the runs whose scored episodes were cut by a step cap (partial game scores)."""
+  cut = [r for r in rows if r.truncated]
+  if not cut:
+    return
+  total = sum(r.truncated for r in cut)
+  w.note(f"Truncated scores: {len(cut)} run{'s' if len(cut) != 1 else ''} scored "
+         f"{total} episode{'s' if total != 1 else ''} cut by a step cap (max_episode_steps, "
+         "Atari's 27,000 agent steps), whose returns are partial game scores: " + "; ".join(
+             f"{r.path} ({r.truncated} {r.source} episode{'s' if r.truncated != 1 else ''}, "
+             f"iteration {r.iteration})" for r in cut) + ".")
 
 
 def _score_sources_line(rows):
@@ -365,6 +422,31 @@ def _latest_checkpoint(run_dir):
                    "MANIFEST check")
 
 
+# MinAtar's six actions (minatar.Environment's action map: no-op, left, up, right, down, fire).
+_MINATAR_ACTIONS = ("NOOP", "LEFT", "UP", "RIGHT", "DOWN", "FIRE")
+
+
+def env_action_names(env):
+  """The meaning of each agent action of a tfgap env, or None when the env has none to give.
+
+  Atari: ALE's `get_action_meanings()` of the first game; MinAtar: the names of its action set.
+  """
+  games = getattr(env, "games", None) or ()
+  game = games[0] if games else None
+  try:
+    emulator = getattr(game, "env", None)
+    if emulator is not None and hasattr(emulator, "unwrapped"):
+      meanings = getattr(emulator.unwrapped, "get_action_meanings", None)
+      if meanings is not None:
+        return [str(m) for m in meanings()]
+    action_set = getattr(game, "action_set", None)
+    if action_set is not None and type(game).__name__ == "MinAtarGame":
+      return [_MINATAR_ACTIONS[int(a)] for a in action_set]
+  except (AttributeError, IndexError, TypeError, ValueError):
+    pass  # Names are a nicety of the figure: fall back to action indices.
+  return None
+
+
 def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
   """Rebuilds a training run's Q-network and restores its latest checkpoint.
 
@@ -380,7 +462,8 @@ def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
     steps_between: random steps between two collected observations.
 
   Returns:
-    (network, observations `[num_observations, H, W, C]`, description string).
+    (network, observations `[num_observations, H, W, C]`, description string, action names or
+    None: see `env_action_names`).
 
   Raises:
     ValueError: when run_dir is no such run directory or its checkpoint does not match.
@@ -419,9 +502,10 @@ def load_run_network(run_dir, num_observations=8, seed=0, steps_between=8):
     observations.append(np.asarray(time_step.observation))
     for _ in range(steps_between):
       time_step = env.step(np.asarray(rng.integers(num_actions), action_spec.dtype.as_numpy_dtype))
+  action_names = env_action_names(env)
   env.close()
   description = f"{config.suite}/{config.game}, {config.agent}, {checkpoint}"
-  return network, np.stack(observations), description
+  return network, np.stack(observations), description, action_names
 
 
 def parse_args(argv):
@@ -436,7 +520,8 @@ def parse_args(argv):
   parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications")
   parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
   parser.add_argument("--references", default=None,
-                      help='JSON {"Game": [random, human]} (default: tfgap.envs.games)')
+                      help='JSON {"Game": [low, high]} for every run (default per suite: '
+                           "Atari human/random, Procgen min/max, none for MinAtar/DMC)")
   parser.add_argument("--policy", default=None,
                       help="run directory of tfgap.launch.train (config.gin + checkpoints/): "
                            "adds Grad-CAM and effective parameters of its latest network")
@@ -450,13 +535,15 @@ def main(argv=None):
     if args.reps < 1:
       raise ValueError(f"--reps {args.reps} is invalid; accepted: an integer >= 1")
     references = _load_references(args.references) if args.references else None
-    network = observations = network_note = None
+    network = observations = network_note = action_names = None
     if args.policy:
-      network, observations, description = load_run_network(args.policy, seed=args.seed)
+      network, observations, description, action_names = load_run_network(args.policy,
+                                                                          seed=args.seed)
       network_note = f"Network restored from `{args.policy}` ({description})."
     result = write_report(args.runs_dir, args.out, iteration=args.iteration, reps=args.reps,
                           seed=args.seed, references=references, network=network,
-                          observations=observations, network_note=network_note)
+                          observations=observations, network_note=network_note,
+                          action_names=action_names)
   except ValueError as err:
     print(f"tfgap report: error: {err}", file=sys.stderr)
     return 1

@@ -58,15 +58,9 @@ def _smoke(agent_class, suite_bindings=()):
   ]
 
 
-# Procgen normalisation (Cobbe et al. 2020, easy distribution): per game (R_min, R_max);
-# normalised score = (R - R_min) / (R_max - R_min).
-PROCGEN_REFERENCES = {
-    "bigfish": [1.0, 40.0], "bossfight": [0.5, 13.0], "caveflyer": [3.5, 12.0],
-    "chaser": [0.5, 13.0], "climber": [2.0, 12.6], "coinrun": [5.0, 10.0],
-    "dodgeball": [1.5, 19.0], "fruitbot": [-1.5, 32.4], "heist": [3.5, 10.0],
-    "jumper": [3.0, 10.0], "leaper": [3.0, 10.0], "maze": [5.0, 10.0], "miner": [1.5, 13.0],
-    "ninja": [3.5, 10.0], "plunder": [4.5, 30.0], "starpilot": [2.5, 64.0],
-}
+# Procgen normalisation (Cobbe et al. 2020, easy distribution): per game (R_min, R_max), kept
+# with its source in tfgap.envs.games.
+PROCGEN_REFERENCES = {k: list(v) for k, v in games.PROCGEN_REFERENCE_SCORES.items()}
 
 
 def _laptop(agent_class, extra=(), encoder="minatar"):
