@@ -88,3 +88,15 @@ def test_describe_a_training_config_builds_the_runs_network(capsys):
   assert "atari/Pong, agent dqn" in out and "encoder=impala width_scale=2.0" in out
   # Impala x2 feature map 11x11x64 flattened into 512 units.
   assert "psi input weights (the bottleneck connection): 3,964,928" in out
+
+
+def test_pruned_networks_show_live_parameters_at_the_final_sparsity():
+  text = describe.describe(bottleneck="pruned", bottleneck_kwargs={"target_sparsity": 0.9},
+                           observation_shape=(36, 36, 4), num_actions=18)
+  kernel = 5 * 5 * 64 * 512  # psi's first layer, the only one pruned (psi_layers=1).
+  rest = 512 + 512 * 18 + 18
+  expected = kernel - round(kernel * 0.9) + rest
+  assert f"psi {expected:,}; total {expected + 77_984:,}" in text
+  # Dense networks have no such line.
+  assert "final sparsity" not in describe.describe(bottleneck="gap",
+                                                   observation_shape=(36, 36, 4))

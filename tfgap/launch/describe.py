@@ -101,8 +101,18 @@ def describe(per_layer=False, **kwargs):
             f"bottleneck={net.bottleneck_name} observation={shape}\n"
             f"psi input weights (the bottleneck connection): "
             f"{accounting.psi_input_weights(net):,}\n")
-  return header + accounting.format_table(result, per_layer=per_layer) + _per_network(
-      net, per_layer)
+  return (header + accounting.format_table(result, per_layer=per_layer)
+          + _final_sparsity_line(net) + _per_network(net, per_layer))
+
+
+def _final_sparsity_line(net):
+  """For gradual magnitude pruning: the live parameters the schedule ends with."""
+  live = accounting.live_at_final_sparsity(net)
+  if live is None:
+    return ""
+  parts = ", ".join(f"{part} {live[part]:,}" for part in accounting.PARTS)
+  return (f"\nlive at the pruning schedule's final sparsity (masks start dense): {parts}; "
+          f"total {live['total']:,}")
 
 
 def _per_network(net, per_layer):
@@ -144,8 +154,8 @@ def describe_config(gin_files=(), gin_bindings=(), per_layer=False):
             f"bottleneck={net.bottleneck_name} observation={shape}\n"
             f"psi input weights (the bottleneck connection): "
             f"{accounting.psi_input_weights(net):,}\n")
-  return header + accounting.format_table(result, per_layer=per_layer) + _per_network(
-      net, per_layer)
+  return (header + accounting.format_table(result, per_layer=per_layer)
+          + _final_sparsity_line(net) + _per_network(net, per_layer))
 
 
 def import_modules(names):

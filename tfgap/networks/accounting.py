@@ -81,6 +81,31 @@ def account(obj):
   return {"parts": parts, "total": total, "layers": rows}
 
 
+def live_at_final_sparsity(obj):
+  """{part: live parameters once gradual magnitude pruning reaches its final sparsity}, or None.
+
+  `account` counts the mask entries that are non-zero now; a `pruned` network's tfmot masks
+  start all ones and reach the schedule's `final_sparsity` only at its end step, so this answers
+  "how many weights will the trained network keep". None for networks without tfmot wrappers
+  (static/SET/RigL masks hold their sparsity from the start, so `account` already shows it).
+  """
+  from tfgap.networks import pruning  # pylint: disable=g-import-not-at-top
+  wrappers = pruning.pruning_wrappers(obj)
+  if not wrappers:
+    return None
+  result = account(obj)
+  removed = {part: 0 for part in PARTS}
+  owner = pruning.part_of(obj)
+  for wrapper in wrappers:
+    final = float(getattr(wrapper.pruning_schedule, "final_sparsity", 0.0))
+    part = owner.get(id(wrapper), "psi")
+    for weight, _, _ in wrapper.pruning_vars:
+      removed[part] += int(round(int(np.prod(weight.shape)) * final))
+  live = {part: result["parts"][part]["params"] - removed[part] for part in PARTS}
+  live["total"] = sum(live[part] for part in PARTS)
+  return live
+
+
 def psi_input_layers(obj):
   """The layers of psi that read the bottleneck's output, each once.
 

@@ -103,6 +103,11 @@ def apply_masks(obj):
       weight.assign(weight * mask)
 
 
+def part_of(obj):
+  """{id(layer): "phi" | "bottleneck" | "psi"} for every layer (and wrapper) of a network/model."""
+  return _part_of(obj)
+
+
 def _part_of(obj):
   """{id(layer): part} for a network/model with parts (wrappers map to their part)."""
   parts = None
