@@ -222,3 +222,26 @@ def test_stock_tf_agents_dqn_trains_a_pruned_network_without_initialize_pruning(
   (row,) = pruning.sparsity_report(net)
   assert row["target"] == pytest.approx(0.5 * (1 - 0.25 ** 3))
   assert row["sparsity"] == pytest.approx(row["target"], abs=0.02)
+
+
+def test_building_a_pruned_network_leaves_tf_keras_as_it_was():
+  # tfmot's import sets TF_USE_LEGACY_KERAS=1; left set, the user's next `tf.keras` (and every
+  # child process's) would be the separate tf_keras package, which cannot hold tfgap's layers.
+  # A fresh interpreter, since tfmot is imported once per process.
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = (
+      "import os\n"
+      "import tensorflow as tf\n"
+      "from tf_agents.specs import tensor_spec\n"
+      "from tfgap import networks\n"
+      "obs = tensor_spec.BoundedTensorSpec((36, 36, 4), tf.uint8, 0, 255)\n"
+      "act = tensor_spec.BoundedTensorSpec((), tf.int64, 0, 3)\n"
+      "networks.build_q_network(obs, act, bottleneck='pruned')\n"
+      "assert 'TF_USE_LEGACY_KERAS' not in os.environ, os.environ['TF_USE_LEGACY_KERAS']\n"
+      "assert tf.keras.layers.Dense.__module__.startswith('keras.'), tf.keras.layers.Dense\n")
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-1500:]

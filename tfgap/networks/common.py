@@ -74,12 +74,21 @@ def tfmot_module(name):
   entries are put back as they were.
   """
   import importlib  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
   from tensorflow.python.util import tf_export  # pylint: disable=g-import-not-at-top
   table = tf_export._NAME_TO_SYMBOL_MAPPING  # pylint: disable=protected-access
   saved = {k: v for k, v in table.items() if k.startswith("keras.")}
+  # tfmot's import also sets TF_USE_LEGACY_KERAS=1, which TF 2.15 reads whenever `tf.keras` is
+  # resolved (and child processes inherit): the user's later `tf.keras` would become tf_keras,
+  # whose models cannot hold tfgap's Keras 2 layers. Put the variable back as it was.
+  legacy = os.environ.get("TF_USE_LEGACY_KERAS")
   module = importlib.import_module(
       f"tensorflow_model_optimization.python.core.sparsity.keras.{name}")
   table.update(saved)
+  if legacy is None:
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+  else:
+    os.environ["TF_USE_LEGACY_KERAS"] = legacy
   return module
 
 
