@@ -227,7 +227,8 @@ def test_python_m_tools_prepare_the_process_before_tensorflow(tool):
 def test_setup_console_scripts_point_at_the_cli_shims():
   text = (ROOT / "setup.py").read_text()
   scripts = dict(re.findall(r'"(tfgap-\w+)=([\w.]+:\w+)"', text))
-  assert set(scripts) == {"tfgap-train", "tfgap-describe", "tfgap-report"}
+  assert set(scripts) == {"tfgap-train", "tfgap-describe", "tfgap-report", "tfgap-evaluate",
+                          "tfgap-study"}
   for name, target in scripts.items():
     module, function = target.split(":")
     assert module == "tfgap.launch.cli", name

@@ -164,7 +164,9 @@ def test_step_types_raw_returns_and_time_limit():
     for _ in range(20):
       step = env.step(0)
     assert step.step_type == LAST and step.discount == 1.0  # A time limit, not a terminal.
-    assert env.pop_episode_stats() == [{"return": 0.0, "length": 20, "env_id": 0}]
+    # Cut by the time limit: flagged truncated (the report flags such scores).
+    assert env.pop_episode_stats() == [{"return": 0.0, "length": 20, "env_id": 0,
+                                        "truncated": True}]
     assert env.step(0).step_type == FIRST
   finally:
     env.close()
