@@ -270,6 +270,14 @@ class SparseFlatten(bottlenecks.Flatten):
     config.update(sparse_config=dict(self.sparse_config))
     return config
 
+  @classmethod
+  def from_config(cls, config):
+    layer = super().from_config(config)
+    # Reloaded with its model (a `.keras` file of build_keras_model): the model's tfmot wrappers
+    # (gmp) or zeroed kernels (static/set/rigl) already carry the sparsity.
+    layer._claimed = True  # pylint: disable=protected-access
+    return layer
+
   @property
   def masked(self):
     """True when this bottleneck owns masks (static/SET/RigL, wrap=True, bound to a network)."""
@@ -538,4 +546,7 @@ def sparsify_keras_model(model, parts, bottleneck):
   for (_, layer), mask in zip(layers, random_masks(shapes, targets, c["seed"])):
     for w in _prunable_weights(layer):
       w.assign(w * mask)
+  # The model holds zeros, not masks: its bottleneck is a plain flatten from now on, and says so
+  # in its config, so a `.keras` copy of the model reloads and runs as it is.
+  bottleneck.sparse_config = dict(c, wrap=False)
   return model
