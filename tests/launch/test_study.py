@@ -123,9 +123,23 @@ def test_bad_spec_files_bindings_and_games_are_named(tmp_path):
   spec = study.resolve(_spec_dict(suite="atari", games=["Pong", "Breakuot"]), "x")
   with pytest.raises(study.SpecError, match="'Breakuot' is not a atari game.*Breakout"):
     study.check_runnable(spec, spec.trials())
-  with pytest.raises(study.SpecError, match="not available yet: tfgap has no SAC agent"):
-    spec = study.load("dmc", "paper")
+  # A spec may declare itself unavailable (e.g. a plugin's study waiting on an agent).
+  spec = study.resolve(_spec_dict(unavailable="needs the agent of plugin P"), "x")
+  with pytest.raises(study.SpecError, match="is not available yet: needs the agent of plugin P"):
     study.check_runnable(spec, spec.trials())
+
+
+def test_the_dmc_study_trains_sac_with_each_bottleneck():
+  spec = study.load("dmc", "paper")
+  assert spec.unavailable is None
+  # 2 bottlenecks x 3 widths x 6 tasks x 5 seeds.
+  assert len(spec.trials()) == 180
+  infos = study.check_runnable(spec, spec.trials())
+  assert {info.agent for info in infos.values()} == {"sac"}
+  assert {info.encoder for info in infos.values()} == {"sac"}
+  assert sorted(info.width_scale for info in infos.values()) == [1.0, 1.0, 2.0, 2.0, 4.0, 4.0]
+  # SAC's own warm-up is read, not the DQN default.
+  assert {info.min_replay_history for info in infos.values()} == {10_000}
 
 
 def test_laptop_budgets_need_the_minatar_suite(monkeypatch):

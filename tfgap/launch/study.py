@@ -420,7 +420,8 @@ class VariantInfo:
   evaluation_steps: int
 
 
-_AGENT_CLASSES = {"dqn": "DQNAgent", "rainbow": "RainbowAgent", "der": "DERAgent"}
+_AGENT_CLASSES = {"dqn": "DQNAgent", "rainbow": "RainbowAgent", "der": "DERAgent",
+                  "sac": "SACAgent"}
 
 
 def _query(name, default):
@@ -498,9 +499,10 @@ def import_extra_modules(names):
 # compiled act step runs ~1,500 agent steps/s; a batch-32 update of a x1 network runs ~400/s
 # (Nature) or ~250/s (Impala), categorical (Rainbow/DER) networks at 0.8x; a wider encoder slows
 # updates by the factor below (its FLOPs grow ~width^2, a GPU hides part of it); deeper Impala
-# stacks slow them in proportion to the residual blocks.
+# stacks slow them in proportion to the residual blocks. SAC's batch-256 update of actor, twin
+# critics and encoder ('sac' encoder) is taken at ~150/s.
 _ENV_STEPS_PER_SEC = 1_500.0
-_UPDATES_PER_SEC = {"nature": 400.0, "impala": 250.0, "minatar": 1_000.0}
+_UPDATES_PER_SEC = {"nature": 400.0, "impala": 250.0, "minatar": 1_000.0, "sac": 150.0}
 _WIDTH_SLOWDOWN = {1.0: 1.0, 2.0: 1.4, 4.0: 2.5, 8.0: 6.0}
 
 

@@ -63,6 +63,16 @@ def _smoke(agent_class, suite_bindings=()):
 PROCGEN_REFERENCES = {k: list(v) for k, v in games.PROCGEN_REFERENCE_SCORES.items()}
 
 
+_DMC_LAPTOP = [
+    "Runner.num_iterations = 5",
+    "Runner.training_steps = 2500",
+    "Runner.evaluation_episodes = 10",
+    "Runner.replay_capacity = 100000",
+    "SACAgent.min_replay_history = 1000",
+    "SACAgent.augmentation = 'random_shift'",
+]
+
+
 def _laptop(agent_class, extra=(), encoder="minatar"):
   return {
       "suite": "minatar",
@@ -213,15 +223,33 @@ _STUDIES = {
         },
     },
     "dmc": {
-        "description": "SAC from pixels on the DeepMind Control Suite, flatten vs GAP.",
+        "description": "SAC from pixels on the DeepMind Control Suite, flatten vs GAP at widths "
+                       "x1/x2/x4 (the paper's SAC validation), Dopamine's SAC-from-pixels setup "
+                       "(sac.gin), the six DrQ/PlaNet tasks.",
         "suite": "dmc",
         "games": list(games.DMC_TASKS),
         "seeds": PAPER_SEEDS,
-        "unavailable": "tfgap has no SAC agent yet (tfgap.agents: dqn, rainbow, der); the DMC "
-                       "environments and the pixel actor/critic networks exist, the agent and its "
-                       "training loop do not (docs/fidelity.md, 'SAC from pixels')",
-        "axes": {"bottleneck": {k: BOTTLENECKS[k] for k in ("flatten", "gap")}},
-        "budgets": {"paper": {}, "laptop": {}, "smoke": {"seeds": 1}},
+        "gin_files": ["sac.gin"],
+        "axes": {"bottleneck": {k: BOTTLENECKS[k] for k in ("flatten", "gap")},
+                 "width": {k: WIDTHS[k] for k in ("x1", "x2", "x4")}},
+        "x_axis": {"width": {"x1": 1, "x2": 2, "x4": 4}},
+        # Returns are in [0, 1000] on every DMC task: normalise by the best return per task.
+        "normalization": "max",
+        "budgets": {
+            "paper": {},
+            # benchmarks/dmc_sac.py's learning check as a study: cartpole-swingup, 100k
+            # environment steps (12.5k agent steps at action repeat 8) with DrQ's 1,000 warm-up
+            # steps and random shift; 10 evaluation episodes after each of 5 iterations.
+            "laptop": {"games": ["cartpole-swingup"], "seeds": 2,
+                       "axes": {"width": ["x1"]},
+                       "gin_bindings": _DMC_LAPTOP},
+            "smoke": {"games": ["cartpole-swingup"], "seeds": 1, "axes": {"width": ["x1"]},
+                      "gin_bindings": [
+                          "Runner.num_iterations = 2", "Runner.training_steps = 40",
+                          "Runner.evaluation_episodes = 1",
+                          "Runner.replay_capacity = 2000", "Runner.dormant_batch_size = 8",
+                          "SACAgent.min_replay_history = 20", "SACAgent.batch_size = 8"]},
+        },
     },
     "compute": {
         "description": "Parameters, FLOPs and measured updates/s per variant (bottleneck x width, "
