@@ -60,12 +60,12 @@ def test_override_is_applied_and_converted():
     ("atari", "Pong", {"frame_skip": True}, r"frame_skip=True.*integer"),
     ("atari", "Pong", {"clip_rewards": 1}, r"clip_rewards=1.*True or False"),
     ("atari", "Pong", {"backend": "envpool"}, r"backend='envpool'.*'gymnasium', 'vector'"),
-    ("atari", "Pong", {"stiky_actions": 0.1}, r"Unknown protocol override 'stiky_actions'.*"
-                                              r"Did you mean sticky_actions"),
+    ("atari", "Pong", {"stiky_actions": 0.1}, r"atari protocol override='stiky_actions' is "
+                                              r"not accepted.*Did you mean 'sticky_actions'"),
     ("atari100k", "Pong", {"max_episode_steps": -1}, r"max_episode_steps=-1"),
     ("atari100k", "Pong", {"noop_max": -1}, r"noop_max=-1 is not accepted"),
     ("procgen", "coinrun", {"distribution_mode": "easyy"}, r"distribution_mode='easyy'.*'easy'"),
-    ("procgen", "coinrun", {"sticky_actions": 0.0}, r"Unknown protocol override.*num_levels"),
+    ("procgen", "coinrun", {"sticky_actions": 0.0}, r"procgen protocol override='sticky_actions'.*num_levels"),
     ("dmc", "walker-walk", {"action_repeat": 0}, r"action_repeat=0"),
     ("dmc", "walker-walk", {"shadow_size": "small"}, r"shadow_size='small'.*or None"),
 ])
@@ -75,12 +75,12 @@ def test_bad_overrides_are_rejected_with_accepted_values(suite, name, overrides,
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(suite="atary", name="Pong"), r"Unknown suite 'atary'.*Closest: atari"),
+    (dict(suite="atary", name="Pong"), r"suite='atary' is not accepted; accepted: 'atari'.*Did you mean 'atari'"),
     (dict(suite="atari", name="Pongg"), r"game='Pongg' is not accepted.*Did you mean 'Pong'"),
     (dict(suite="atari100k", name="SpaceInvader"), r"Did you mean 'SpaceInvaders'"),
     (dict(suite="procgen", name="coin_run"), r"game='coin_run'.*Did you mean 'coinrun'"),
     (dict(suite="dmc", name="cheetah-walk"), r"task='cheetah-walk'.*Did you mean 'cheetah-run'"),
-    (dict(suite="atari", name="Pong", mode="test"), r"Unknown mode 'test'.*train, eval"),
+    (dict(suite="atari", name="Pong", mode="test"), r"mode='test' is not accepted; accepted: 'train', 'eval'"),
     (dict(suite="atari", name="Pong", num_envs=0), r"num_envs=0.*integer >= 1"),
     (dict(suite="atari", name="Pong", num_envs=2.0), r"num_envs=2\.0"),
     (dict(suite="atari", name="Pong", seed=-3), r"seed=-3"),

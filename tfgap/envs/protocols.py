@@ -7,6 +7,7 @@ and range, and returns the dict the environment is built from (also exposed as `
 
 import numbers
 
+from tfgap import checks
 from tfgap.envs import games
 
 SUITES = ("atari", "atari100k", "procgen", "dmc", "minatar")
@@ -55,8 +56,7 @@ class _Setting:
       ok = ((self.low is None or value >= self.low) and
             (self.high is None or value <= self.high))
     if not ok:
-      raise ValueError(f"Protocol override {name}={value!r} is not accepted: {name} must be "
-                       f"{self.describe()}.")
+      checks.reject(name, value, self.describe())
     if self.kind == "float":
       return float(value)
     if self.kind == "int":
@@ -194,9 +194,12 @@ def defaults(suite, mode, name=None):
 
 
 def unknown_suite(suite):
-  near = games.closest(suite, SUITES)
-  hint = f" Closest: {', '.join(near)}." if near else ""
-  return ValueError(f"Unknown suite {suite!r}.{hint} Valid suites: {', '.join(SUITES)}.")
+  """The ValueError for a suite that is not one of `SUITES` (checks' message format)."""
+  try:
+    checks.check_choice("suite", suite, SUITES, case_sensitive=True)
+  except ValueError as err:
+    return err
+  return ValueError(f"suite={suite!r} has no protocol")  # Unreachable for names in SUITES.
 
 
 def resolve(suite, mode, overrides, name=None):
@@ -208,16 +211,13 @@ def resolve(suite, mode, overrides, name=None):
   """
   if suite not in SETTINGS:
     raise unknown_suite(suite)
-  if mode not in MODES:
-    raise ValueError(f"Unknown mode {mode!r}. Valid modes: {', '.join(MODES)}.")
+  checks.check_choice("mode", mode, MODES, case_sensitive=True)
   settings = SETTINGS[suite]
   protocol = defaults(suite, mode, name)
   for key, value in overrides.items():
     if key not in settings:
-      near = games.closest(key, settings)
-      hint = f" Did you mean {', '.join(near)}?" if near else ""
       accepted = ", ".join(f"{k} ({s.describe()})" for k, s in settings.items())
-      raise ValueError(f"Unknown protocol override {key!r} for suite {suite!r}.{hint} "
-                       f"Accepted overrides: {accepted}.")
+      checks.reject(f"{suite} protocol override", key, accepted,
+                    checks.close_matches(key, settings, n=2))
     protocol[key] = settings[key].check(key, value)
   return protocol
