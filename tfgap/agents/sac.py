@@ -31,6 +31,8 @@ from tf_agents.policies import greedy_policy
 
 from tfgap import checks
 from tfgap.agents import base
+from tfgap.agents import settings as settings_lib
+from tfgap.networks import common as networks_common
 
 # How the bootstrap action a' of the critic target is chosen (the `target_action` setting).
 TARGET_ACTIONS = {
@@ -46,14 +48,16 @@ AUGMENTATIONS = ("none", "random_shift")
 
 
 @dataclasses.dataclass(frozen=True)
-class SACSettings:
+class SACSettings(settings_lib.CommonSettings):
   """SAC hyperparameters (defaults: Dopamine's sac_pixels.gin and sac_agent.py).
+
+  The fields every agent takes (`tfgap.agents.settings.CommonSettings`: learning_rate,
+  adam_epsilon, gamma, n_step, update_period, min_replay_history, batch_size, gradient_clipping,
+  jit_compile, precision, seed) with SAC's defaults, plus SAC's own.
 
   Attributes:
     learning_rate: Adam step size of the network and of log_alpha (3e-4).
     adam_epsilon: Adam epsilon (1e-8).
-    gamma: discount per agent step (0.99).
-    n_step: return horizon (1).
     update_period: agent steps per update (1).
     min_replay_history: agent steps of uniformly random actions before learning (10,000).
     batch_size: replay batch size (256).
@@ -68,15 +72,16 @@ class SACSettings:
     augmentation: "none" (Dopamine) or "random_shift" (DrQ: replicate-pad by `augment_pad`
       pixels, random crop back, independently for s and s').
     augment_pad: pixels of the random shift (4, DrQ).
-    gradient_clipping: optional global-norm clip of each loss's gradients; None as Dopamine.
-    jit_compile: XLA for the update: None picks per device (GPU yes, CPU no), or True/False.
+    gradient_clipping: as every agent's, applied to each loss's gradients separately.
+    precision: as every agent's: None (the network's, `build_sac_network(precision=...)`) or a
+      value the network's must match. Log-probs, tanh squashing, temperature, targets and the
+      Polyak update stay float32 in either.
     seed: seed of the acting, update and augmentation random generators.
   """
 
+  # SAC's values of common fields (gamma 0.99, n_step 1, no clipping: as the common defaults).
   learning_rate: float = 3e-4
   adam_epsilon: float = 1e-8
-  gamma: float = 0.99
-  n_step: int = 1
   update_period: int = 1
   min_replay_history: int = 10000
   batch_size: int = 256
@@ -89,26 +94,10 @@ class SACSettings:
   target_action: str = "dopamine"
   augmentation: str = "none"
   augment_pad: int = 4
-  gradient_clipping: Optional[float] = None
-  jit_compile: Optional[bool] = None
-  seed: int = 0
 
-  def __post_init__(self):
-    jit = self.jit_compile
-    if jit is not None and type(jit).__name__ not in ("bool", "bool_"):
-      checks.reject("jit_compile", jit,
-                    "None (XLA on GPU, plain tf.function on CPU), True or False")
-    values = {
-        "learning_rate": checks.check_float("learning_rate", self.learning_rate, low=0.0,
-                                            low_open=True),
-        "adam_epsilon": checks.check_float("adam_epsilon", self.adam_epsilon, low=0.0,
-                                           low_open=True),
-        "gamma": checks.check_float("gamma", self.gamma, low=0.0, high=1.0),
-        "n_step": checks.check_int("n_step", self.n_step, low=1),
-        "update_period": checks.check_int("update_period", self.update_period, low=1),
-        "min_replay_history": checks.check_int("min_replay_history", self.min_replay_history,
-                                               low=0),
-        "batch_size": checks.check_int("batch_size", self.batch_size, low=1),
+  def _checked(self):
+    values = super()._checked()
+    values.update({
         "tau": checks.check_float("tau", self.tau, low=0.0, high=1.0, low_open=True),
         "encoder_tau": checks.check_float("encoder_tau", self.encoder_tau, low=0.0, high=1.0,
                                           low_open=True, allow_none=True),
@@ -124,24 +113,8 @@ class SACSettings:
                                              TARGET_ACTIONS),
         "augmentation": checks.check_choice("augmentation", self.augmentation, AUGMENTATIONS),
         "augment_pad": checks.check_int("augment_pad", self.augment_pad, low=1),
-        "gradient_clipping": checks.check_float("gradient_clipping", self.gradient_clipping,
-                                                low=0.0, low_open=True, allow_none=True),
-        "jit_compile": None if jit is None else bool(jit),
-        "seed": checks.check_int("seed", self.seed, low=0),
-    }
-    for name, value in values.items():
-      object.__setattr__(self, name, value)
-
-  @classmethod
-  def field_names(cls):
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-  def replace(self, **changes):
-    checks.check_options(type(self).__name__, changes, self.field_names())
-    return dataclasses.replace(self, **changes)
-
-  def asdict(self):
-    return dataclasses.asdict(self)
+    })
+    return values
 
 
 SAC_DEFAULTS = SACSettings()
@@ -163,6 +136,17 @@ def random_shift(images, pad, rng):
   cols = tf.clip_by_value(tf.range(w)[None, :] + offsets[:, 1:], 0, w - 1)
   images = tf.gather(images, rows, axis=1, batch_dims=1)
   return tf.gather(images, cols, axis=2, batch_dims=1)
+
+
+def _checked_precision(setting, network):
+  """The network's precision ("float32" / "mixed_bfloat16"); `setting` (None or a precision,
+  "auto" resolved) must agree with it: the agent cannot change a built network's layers."""
+  precision = base.network_precision(network)
+  if setting is not None and networks_common.resolve_precision(setting) != precision:
+    checks.reject("precision", setting,
+                  f"the network's precision {precision!r} (or None); build the network with "
+                  f"precision={setting!r} (e.g. the gin macro PRECISION) to train in it")
+  return precision
 
 
 class SACUpdateResult(base.UpdateResult):
@@ -218,6 +202,7 @@ class SACAgent(sac_agent.SacAgent):
     for field, value in self.settings.asdict().items():
       setattr(self, field, value)
     self.jit_compile = base.resolve_jit_compile(self.settings.jit_compile)
+    self.precision = _checked_precision(self.settings.precision, sac_network)
     self.action_dim = sac_network.action_dim
     if self.settings.target_entropy is None:
       self.target_entropy_value = -self.settings.target_entropy_scale * self.action_dim

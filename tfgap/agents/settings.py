@@ -1,12 +1,15 @@
 """The agents' hyperparameters: one dataclass per family, validated in one place.
 
-`AgentSettings` holds what DQN, Rainbow and DER share (optimizer, discount, replay cadence,
-exploration, compilation); `DQNSettings` adds the loss (and makes plain DQN targets its default),
-`RainbowSettings` adds the C51 support. Each agent class names its defaults
-(`DQNAgent.DEFAULTS`, `RainbowAgent.DEFAULTS`, `DERAgent.DEFAULTS`) and takes every field as a
-keyword-only constructor argument, so `DQNAgent(..., n_step=3)` and the gin binding
-`DQNAgent.n_step = 3` both override one field of its defaults. DER is Rainbow with six other
-defaults (`DER_DEFAULTS`), not a second list of arguments.
+`CommonSettings` holds what every tfgap agent takes (optimizer, discount, n-step return, replay
+cadence and batch, gradient clipping, compilation, precision, seed) and validates it once;
+`AgentSettings` adds what the DQN family shares (target refresh period, epsilon exploration,
+double targets, the fused forward); `DQNSettings` adds the loss (and makes plain DQN targets its
+default), `RainbowSettings` adds the C51 support. SAC's settings (`tfgap.agents.sac.SACSettings`)
+derive from `CommonSettings` and add the soft target update, temperature and augmentation. Each
+agent class names its defaults (`DQNAgent.DEFAULTS`, `RainbowAgent.DEFAULTS`, `DERAgent.DEFAULTS`,
+`SACAgent.DEFAULTS`) and takes every field as a keyword-only constructor argument, so
+`DQNAgent(..., n_step=3)` and the gin binding `DQNAgent.n_step = 3` both override one field of its
+defaults. DER is Rainbow with six other defaults (`DER_DEFAULTS`), not a second list of arguments.
 
     from tfgap.agents import settings
     settings.DER_DEFAULTS.n_step                      # 10
@@ -37,8 +40,11 @@ DQN_LOSSES = ("mse", "huber")
 
 
 @dataclasses.dataclass(frozen=True)
-class AgentSettings:
+class CommonSettings:
   """Hyperparameters every tfgap agent takes (defaults: Dopamine's `dqn.gin` values).
+
+  Subclasses add their family's fields (and may change defaults by redeclaring a field); each
+  validates its own fields in `_checked`, on top of these.
 
   Attributes:
     learning_rate: Adam step size (> 0).
@@ -46,28 +52,14 @@ class AgentSettings:
     gamma: discount per agent step, in [0, 1].
     n_step: return horizon (>= 1); the replay computes the n-step return.
     update_period: agent steps per gradient update (>= 1).
-    target_update_period: agent steps between target-network refreshes (>= 1), as Dopamine
-      counts it; the agent refreshes every `target_update_period / update_period` updates.
-    min_replay_history: agent steps collected before learning and epsilon decay start (>= 0).
+    min_replay_history: agent steps collected before learning starts (>= 0).
     batch_size: replay batch size (>= 1).
-    epsilon_train: final training epsilon, in [0, 1].
-    epsilon_eval: evaluation epsilon, in [0, 1].
-    epsilon_decay_period: agent steps of linear epsilon decay after the warm-up (>= 1).
-    exploration: how the training epsilon is chosen: "auto" (Dopamine: 0 throughout when the
-      network has noisy layers, else "linear"), "linear" (Dopamine's linearly_decaying_epsilon
-      with the three settings above) or "zero" (0 throughout).
-    double: double-DQN action selection (online argmax) for the bootstrap; Dopamine's Rainbow
-      uses it, its DQN does not.
     gradient_clipping: optional global-norm clip of the gradients (> 0), None as Dopamine.
     jit_compile: XLA for the update: None picks per device (GPU yes, CPU no), or True/False.
-    fused_forward: double targets only: evaluate the online network on s and s' in one call on
-      a 2B batch (`concat([s, s'])`, noise drawn per half) instead of two calls. None picks per
-      device (`base.default_fused_forward`: GPU yes, CPU no, where the backward pass over both
-      halves measured slower), or True/False. The numbers are the same either way.
     precision: None (the network's: `net.precision`, set when the network is built with
       `precision=`), or "float32" / "mixed_bfloat16" / "auto", which the network's must match
       (the agent cannot change the layers of a built network).
-    seed: seed of the acting random generator (>= 0).
+    seed: seed of the agent's random generators (>= 0).
   """
 
   learning_rate: float = 6.25e-5
@@ -75,17 +67,10 @@ class AgentSettings:
   gamma: float = 0.99
   n_step: int = 1
   update_period: int = 4
-  target_update_period: int = 8000
   min_replay_history: int = 20000
   batch_size: int = 32
-  epsilon_train: float = 0.01
-  epsilon_eval: float = 0.001
-  epsilon_decay_period: int = 250000
-  exploration: str = "auto"
-  double: bool = True
   gradient_clipping: Optional[float] = None
   jit_compile: Optional[bool] = None
-  fused_forward: Optional[bool] = None
   precision: Optional[str] = None
   seed: int = 0
 
@@ -107,23 +92,12 @@ class AgentSettings:
         "gamma": checks.check_float("gamma", self.gamma, low=0.0, high=1.0),
         "n_step": checks.check_int("n_step", self.n_step, low=1),
         "update_period": checks.check_int("update_period", self.update_period, low=1),
-        "target_update_period": checks.check_int("target_update_period",
-                                                 self.target_update_period, low=1),
         "min_replay_history": checks.check_int("min_replay_history", self.min_replay_history,
                                                low=0),
         "batch_size": checks.check_int("batch_size", self.batch_size, low=1),
-        "epsilon_train": checks.check_float("epsilon_train", self.epsilon_train, low=0.0,
-                                            high=1.0),
-        "epsilon_eval": checks.check_float("epsilon_eval", self.epsilon_eval, low=0.0, high=1.0),
-        "epsilon_decay_period": checks.check_int("epsilon_decay_period",
-                                                 self.epsilon_decay_period, low=1),
-        "exploration": checks.check_choice("exploration", self.exploration, EXPLORATION),
-        "double": checks.check_bool("double", self.double),
         "gradient_clipping": checks.check_float("gradient_clipping", self.gradient_clipping,
                                                 low=0.0, low_open=True, allow_none=True),
         "jit_compile": None if jit is None else bool(jit),
-        "fused_forward": None if self.fused_forward is None else checks.check_bool(
-            "fused_forward", self.fused_forward),
         "precision": None if self.precision is None else checks.check_choice(
             "precision", self.precision, PRECISIONS),
         "seed": checks.check_int("seed", self.seed, low=0),
@@ -140,6 +114,54 @@ class AgentSettings:
 
   def asdict(self):
     return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSettings(CommonSettings):
+  """`CommonSettings` plus what the DQN family (DQN, Rainbow, DER) shares.
+
+  Attributes:
+    target_update_period: agent steps between target-network refreshes (>= 1), as Dopamine
+      counts it; the agent refreshes every `target_update_period / update_period` updates.
+    epsilon_train: final training epsilon, in [0, 1].
+    epsilon_eval: evaluation epsilon, in [0, 1].
+    epsilon_decay_period: agent steps of linear epsilon decay after the warm-up (>= 1); epsilon
+      is 1 during the `min_replay_history` warm-up.
+    exploration: how the training epsilon is chosen: "auto" (Dopamine: 0 throughout when the
+      network has noisy layers, else "linear"), "linear" (Dopamine's linearly_decaying_epsilon
+      with the three settings above) or "zero" (0 throughout).
+    double: double-DQN action selection (online argmax) for the bootstrap; Dopamine's Rainbow
+      uses it, its DQN does not.
+    fused_forward: double targets only: evaluate the online network on s and s' in one call on
+      a 2B batch (`concat([s, s'])`, noise drawn per half) instead of two calls. None picks per
+      device (`base.default_fused_forward`: GPU yes, CPU no, where the backward pass over both
+      halves measured slower), or True/False. The numbers are the same either way.
+  """
+
+  target_update_period: int = 8000
+  epsilon_train: float = 0.01
+  epsilon_eval: float = 0.001
+  epsilon_decay_period: int = 250000
+  exploration: str = "auto"
+  double: bool = True
+  fused_forward: Optional[bool] = None
+
+  def _checked(self):
+    values = super()._checked()
+    values.update({
+        "target_update_period": checks.check_int("target_update_period",
+                                                 self.target_update_period, low=1),
+        "epsilon_train": checks.check_float("epsilon_train", self.epsilon_train, low=0.0,
+                                            high=1.0),
+        "epsilon_eval": checks.check_float("epsilon_eval", self.epsilon_eval, low=0.0, high=1.0),
+        "epsilon_decay_period": checks.check_int("epsilon_decay_period",
+                                                 self.epsilon_decay_period, low=1),
+        "exploration": checks.check_choice("exploration", self.exploration, EXPLORATION),
+        "double": checks.check_bool("double", self.double),
+        "fused_forward": None if self.fused_forward is None else checks.check_bool(
+            "fused_forward", self.fused_forward),
+    })
+    return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,4 +220,5 @@ DER_DEFAULTS = RAINBOW_DEFAULTS.replace(
     learning_rate=1e-4, n_step=10, update_period=1, target_update_period=2000,
     min_replay_history=1600, epsilon_decay_period=2000)
 
-__all__ = ["AgentSettings", "DQNSettings", "EXPLORATION", "DQN_LOSSES", "RainbowSettings", "DQN_DEFAULTS", "RAINBOW_DEFAULTS", "DER_DEFAULTS"]
+__all__ = ["CommonSettings", "AgentSettings", "DQNSettings", "EXPLORATION", "PRECISIONS",
+           "DQN_LOSSES", "RainbowSettings", "DQN_DEFAULTS", "RAINBOW_DEFAULTS", "DER_DEFAULTS"]
