@@ -182,10 +182,12 @@ def test_tokenize_shares_one_mlp_over_tokens():
     ("tokenize", dict(patch_embedding="max"), "patch_embedding='max' is not accepted"),
     ("tokenize", dict(hidden_units=0), "hidden_units"),
     ("gap", dict(num_experts=2), "accepted: none"),
-    ("pruned", dict(target_sparsity=1.0), r"target_sparsity must be in \[0, 1\); got 1.0"),
-    ("pruned", dict(target_sparsity=-0.1), "got -0.1"),
-    ("pruned", dict(begin_step=10, end_step=10), r"begin_step \(10\) must be smaller"),
-    ("pruned", dict(begin_step=-1), "begin_step must be an integer >= 0"),
+    ("pruned", dict(target_sparsity=1.0),
+     r"target_sparsity=1.0 is not accepted; accepted: a finite number >= 0.0 and < 1.0"),
+    ("pruned", dict(target_sparsity=-0.1), "target_sparsity=-0.1 is not accepted"),
+    ("pruned", dict(begin_step=10, end_step=10),
+     r"begin_step=10 is not accepted; accepted: an integer smaller than end_step \(10\)"),
+    ("pruned", dict(begin_step=-1), "begin_step=-1 is not accepted; accepted: an integer >= 0"),
     ("pruned", dict(frequency=0), "frequency=0 is not accepted; accepted: a positive integer"),
     ("pruned", dict(initial_sparsity=0.99, target_sparsity=0.5), "initial_sparsity"),
     ("pruned", dict(psi_layers=0), "psi_layers"),
@@ -198,5 +200,5 @@ def test_bad_bottleneck_arguments(name, kwargs, match):
 
 def test_patch_larger_than_feature_map():
   layer = networks.make_bottleneck("softmoe", tokenization="per_patch", patch_size=7)
-  with pytest.raises(ValueError, match="patch_size 7 is larger than the feature map 5x6"):
+  with pytest.raises(ValueError, match=r"patch_size=7 is not accepted; accepted: 1..5 \(the feature map is 5x6\)"):
     layer(_fmap())

@@ -177,7 +177,7 @@ def test_schedule_steps_aligns_end_with_mask_updates():
   assert s == {"begin_step": 500_000, "end_step": 2_000_000, "frequency": 1000}
   s = pruning.schedule_steps(10_007, frequency=300)
   assert (s["end_step"] - s["begin_step"]) % 300 == 0
-  with pytest.raises(ValueError, match="begin_fraction < end_fraction"):
+  with pytest.raises(ValueError, match=r"end_fraction=0.2 is not accepted; accepted: a number > begin_fraction \(0.8\)"):
     pruning.schedule_steps(100, begin_fraction=0.8, end_fraction=0.2)
 
 

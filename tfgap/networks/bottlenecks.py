@@ -20,7 +20,6 @@ everywhere once registered.
 import collections.abc
 import inspect
 import math
-import numbers
 
 import tensorflow as tf
 
@@ -203,30 +202,20 @@ def check_pruning_config(**kwargs):
   if unknown:
     common.check_name("pruned bottleneck option", unknown[0], PRUNING_DEFAULTS)
   config = dict(PRUNING_DEFAULTS, **kwargs)
-  s = config["target_sparsity"]
-  if not isinstance(s, numbers.Real) or isinstance(s, bool) or not 0.0 <= s < 1.0:
-    raise ValueError(f"target_sparsity must be in [0, 1); got {s!r}.")
-  s0 = config["initial_sparsity"]
-  if not isinstance(s0, numbers.Real) or isinstance(s0, bool) or not 0.0 <= s0 <= s:
-    raise ValueError(f"initial_sparsity must be in [0, target_sparsity={s!r}]; got {s0!r}.")
-  begin, end = config["begin_step"], config["end_step"]
-  for key in ("begin_step", "end_step"):
-    v = config[key]
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-      raise ValueError(f"{key} must be an integer >= 0; got {v!r}.")
+  s = checks.check_float("target_sparsity", config["target_sparsity"], low=0.0, high=1.0,
+                         high_open=True)
+  s0 = checks.check_float("initial_sparsity", config["initial_sparsity"], low=0.0, high=s)
+  begin = checks.check_int("begin_step", config["begin_step"], low=0)
+  end = checks.check_int("end_step", config["end_step"], low=0)
   if begin >= end:
-    raise ValueError(
-        f"begin_step ({begin!r}) must be smaller than end_step ({end!r}); accepted: "
-        "0 <= begin_step < end_step.")
-  common.check_positive("frequency", config["frequency"], integer=True)
-  common.check_positive("power", config["power"])
+    checks.reject("begin_step", begin, f"an integer smaller than end_step ({end!r})")
+  checks.check_positive("frequency", config["frequency"], integer=True)
+  checks.check_positive("power", config["power"])
   psi_layers = config["psi_layers"]
   if psi_layers != "all":
     checks.check_int("psi_layers", psi_layers, low=1)  # Or "all".
-  if not isinstance(config["prune_phi"], bool) or not isinstance(config["wrap"], bool):
-    raise ValueError(
-        f"prune_phi and wrap must be True or False; got {config['prune_phi']!r}, "
-        f"{config['wrap']!r}.")
+  checks.check_bool("prune_phi", config["prune_phi"])
+  checks.check_bool("wrap", config["wrap"])
   config.update(target_sparsity=float(s), initial_sparsity=float(s0), begin_step=int(begin),
                 end_step=int(end), frequency=int(config["frequency"]))
   return config
@@ -273,9 +262,8 @@ class _Tokenizer(keras.layers.Layer):
     if self.tokenization == "per_featuremap":
       return c, h * w
     if h < self.patch_size or w < self.patch_size:
-      raise ValueError(
-          f"patch_size {self.patch_size} is larger than the feature map {h}x{w}; accepted: "
-          f"1..{min(h, w)}.")
+      checks.reject("patch_size", self.patch_size,
+                    f"1..{min(h, w)} (the feature map is {h}x{w})")
     hp, wp = h // self.patch_size, w // self.patch_size
     d = (self.embedding_size or c) if self.patch_embedding == "conv" else c
     return hp * wp, d

@@ -25,6 +25,7 @@ aligned steps.
 import numpy as np
 import tensorflow as tf
 
+from tfgap import checks
 from tfgap.compat import keras
 from tfgap.networks import bottlenecks
 from tfgap.networks import common
@@ -257,10 +258,12 @@ def schedule_steps(total_updates, begin_fraction=0.2, end_fraction=0.8, frequenc
   """
   common.check_positive("total_updates", total_updates, integer=True)
   common.check_positive("frequency", frequency, integer=True)
-  if not 0.0 <= begin_fraction < end_fraction <= 1.0:
-    raise ValueError(
-        f"Need 0 <= begin_fraction < end_fraction <= 1; got {begin_fraction!r}, "
-        f"{end_fraction!r}.")
+  begin_fraction = checks.check_float("begin_fraction", begin_fraction, low=0.0, high=1.0,
+                                      high_open=True)
+  end_fraction = checks.check_float("end_fraction", end_fraction, low=0.0, high=1.0)
+  if end_fraction <= begin_fraction:
+    checks.reject("end_fraction", end_fraction,
+                  f"a number > begin_fraction ({begin_fraction!r}) and <= 1")
   begin = int(round(total_updates * begin_fraction))
   span = max(1, int(round((total_updates * end_fraction - begin) / frequency))) * frequency
   return {"begin_step": begin, "end_step": begin + span, "frequency": int(frequency)}
@@ -284,12 +287,12 @@ def reschedule(obj, begin_step, end_step, frequency):
   Returns:
     The number of wrappers changed.
   """
-  steps = {"begin_step": begin_step, "end_step": end_step, "frequency": frequency}
-  for key, value in steps.items():
-    common.check_positive(key, value + 1 if key != "frequency" else value, integer=True)
+  begin_step = checks.check_int("begin_step", begin_step, low=0)
+  end_step = checks.check_int("end_step", end_step, low=0)
+  frequency = checks.check_int("frequency", frequency, low=1)
   if begin_step >= end_step:
-    raise ValueError(f"begin_step={begin_step!r} is not accepted; accepted: an integer smaller "
-                     f"than end_step ({end_step!r}).")
+    checks.reject("begin_step", begin_step, f"an integer smaller than end_step ({end_step!r})")
+  steps = {"begin_step": begin_step, "end_step": end_step, "frequency": frequency}
   wrappers = pruning_wrappers(obj)
   for w in wrappers:
     for key, value in steps.items():
