@@ -79,11 +79,21 @@ def _config_cells(config):
   return [config.agent, config.encoder, config.bottleneck, config.width_scale]
 
 
-class _Writer:
-  """Collects markdown sections and written files."""
+class Writer:
+  """Collects a report's markdown sections, the files it writes and its notes.
+
+  tfgap's report and a study's report (`tfgap.launch.studies.report`) both write through it.
+
+  Attributes:
+    out: the output folder (created).
+    sections: markdown sections, joined by `finish`.
+    files: every file written.
+    notes: lines about parts that could not be produced (also added as sections).
+  """
 
   def __init__(self, out):
-    self.out = out
+    self.out = str(out)
+    os.makedirs(self.out, exist_ok=True)
     self.sections = []
     self.files = []
     self.notes = []
@@ -96,7 +106,15 @@ class _Writer:
     return name
 
   def figure(self, name, fn, *args, **kwargs):
+    """Writes `name` with `fn(*args, path=..., **kwargs)` (a tfgap.analysis.plots function)."""
     fn(*args, path=self.path(name), **kwargs)
+    self.files.append(self.path(name))
+    return name
+
+  def save_figure(self, name, fig):
+    """Writes a drawn `matplotlib.figure.Figure` as `name` (PNG at 100 dpi, as plots does)."""
+    fig.tight_layout()
+    fig.savefig(self.path(name), dpi=100)
     self.files.append(self.path(name))
     return name
 
@@ -106,6 +124,14 @@ class _Writer:
   def note(self, text):
     self.notes.append(text)
     self.add(f"*{text}*")
+
+  def finish(self, name):
+    """Writes the sections as the markdown file `name`; returns its path."""
+    path = self.path(name)
+    with open(path, "w", encoding="utf-8") as f:
+      f.write("\n\n".join(self.sections) + "\n")
+    self.files.append(path)
+    return path
 
 
 def _raw_tables(w, rows):
@@ -320,8 +346,7 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
   if os.path.exists(out) and not os.path.isdir(out):
     raise ValueError(f"--out {out} is a file; accepted: a folder (new or existing) for report.md "
                      "and its figures")
-  os.makedirs(out, exist_ok=True)
-  w = _Writer(out)
+  w = Writer(out)
   rows, problems, no_reference = agg.select_scores(collection, iteration, references)
   problems = collection.problems + problems
   w.add(f"# tfgap report\n\nRuns directory: `{os.path.abspath(runs_dir)}`. "
@@ -332,7 +357,7 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
     w.add(_score_sources_line(rows))
   if not rows:
     w.add("## Problems\n\n" + "\n".join(f"- `{p}`" for p in problems))
-    _finish(w)
+    w.finish("report.md")
     raise ValueError(f"no valid runs under {runs_dir!r}: " + "; ".join(str(p) for p in problems))
 
   matrices = agg.score_matrices(rows, normalized=True)
@@ -359,7 +384,7 @@ def write_report(runs_dir, out, iteration=None, reps=2000, seed=0, references=No
       _network_sections(w, network, observations, actions, action_names)
   w.add("## Skipped or left out\n\n" + (
       "\n".join(f"- `{p}`" for p in problems) if problems else "Nothing."))
-  report = _finish(w)
+  report = w.finish("report.md")
   return ReportResult(report=report, files=w.files, problems=problems, notes=w.notes,
                       games_without_reference=no_reference)
 
@@ -388,14 +413,6 @@ def _score_sources_line(rows):
   parts = [f"{names.get(k, k)} for {n} run{'s' if n != 1 else ''}" for k, n in
            sorted(counts.items())]
   return "Score aggregated: " + "; ".join(parts) + "."
-
-
-def _finish(w):
-  path = w.path("report.md")
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("\n\n".join(w.sections) + "\n")
-  w.files.append(path)
-  return path
 
 
 def _load_references(path):

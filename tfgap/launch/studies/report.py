@@ -22,16 +22,15 @@ Scores are normalised per the study: "references" (Atari human-normalised, the s
 reached in it). Games without a reference are named and left out of the aggregates.
 """
 
-import csv
 import dataclasses
 import math
 import os
-import pathlib
 from typing import List
 
 import numpy as np
 
 from tfgap.analysis import aggregate as agg
+from tfgap.launch import report as report_lib
 
 _CURVE_POINTS = 25  # Iterations per learning curve (evenly spread) that get a bootstrap CI.
 _CURVE_REPS = 500
@@ -48,38 +47,6 @@ class StudyReport:
 
 def _slug(text):
   return "".join(c.lower() if c.isalnum() else "_" for c in text).strip("_")
-
-
-class _Out:
-  """Collects files, markdown sections and notes."""
-
-  def __init__(self, out):
-    self.out = pathlib.Path(out)
-    self.out.mkdir(parents=True, exist_ok=True)
-    self.files, self.sections, self.notes = [], [], []
-
-  def csv(self, name, headers, rows):
-    path = self.out / name
-    with open(path, "w", newline="", encoding="utf-8") as f:
-      writer = csv.writer(f)
-      writer.writerow(headers)
-      writer.writerows(rows)
-    self.files.append(str(path))
-    return name
-
-  def figure(self, name, fig):
-    path = self.out / name
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    self.files.append(str(path))
-    return name
-
-  def add(self, text):
-    self.sections.append(text)
-
-  def note(self, text):
-    self.notes.append(text)
-    self.add(f"*{text}*")
 
 
 def _fmt(value, digits=3):
@@ -157,7 +124,7 @@ def write_study_report(root_dir, out, reps=2000, seed=0):
   study_dir = study_lib.StudyDir(root_dir)
   plan, _ = study_dir.trials()
   variants = _Variants(plan)
-  w = _Out(out)
+  w = report_lib.Writer(out)
   rows = study_lib.status_rows(study_dir.root)
   counts = {}
   for r in rows:
@@ -176,7 +143,7 @@ def write_study_report(root_dir, out, reps=2000, seed=0):
     except ValueError:
       w.note(f"Variant {variant} has no metrics.jsonl yet: left out.")
   if not collections:
-    _finish(w)
+    w.finish("study.md")
     raise ValueError(f"no trial of the study in {study_dir.root} has written metrics yet; run "
                      "`study run` first (study status shows where it stands)")
 
@@ -208,7 +175,8 @@ def write_study_report(root_dir, out, reps=2000, seed=0):
   _dormant(w, variants, collections)
   _compute(w, variants, collections)
   _tfgap_report(w, collections, refs, reps, seed)
-  return StudyReport(report=_finish(w), files=w.files, notes=w.notes, aggregates=aggregates)
+  return StudyReport(report=w.finish("study.md"), files=w.files, notes=w.notes,
+                     aggregates=aggregates)
 
 
 def _normalisation_text(plan, refs):
@@ -267,7 +235,7 @@ def _aggregate_sections(w, variants, matrices, aggregates, reps):
     ax.legend(fontsize=7)
     x_header = variants.x_name if variants.x_axis else "x"
     w.csv(f"{stem}.csv", ["series", "variant", x_header, name, "low", "high"], csv_rows)
-    png = w.figure(f"{stem}.png", fig)
+    png = w.save_figure(f"{stem}.png", fig)
     w.add(f"### {name} against {variants.x_name}\n\n![{name}]({png})\n\nCSV: `{stem}.csv`.")
 
 
@@ -326,7 +294,7 @@ def _learning_curves(w, variants, collections, refs, seed):
   ax.set_ylabel("IQM (normalised)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
-  png = w.figure("learning_curves.png", fig)
+  png = w.save_figure("learning_curves.png", fig)
   w.add(f"IQM over games and seeds at each scored iteration (up to {_CURVE_POINTS} per curve), "
         f"band: 95% stratified-bootstrap CI ({_CURVE_REPS} reps).\n\n![learning curves]({png})"
         "\n\nCSV: `learning_curves.csv`.")
@@ -368,7 +336,7 @@ def _dormant(w, variants, collections):
       ax.set_ylabel("dormant fraction")
       ax.grid(alpha=0.3)
   grid[0, 0].legend(fontsize=7)
-  png = w.figure("dormant.png", fig)
+  png = w.save_figure("dormant.png", fig)
   w.add(f"Fraction of tau-dormant neurons per part at the last measured iteration (mean over "
         f"runs).\n\n![dormant]({png})\n\nCSV: `dormant.csv`.")
 
@@ -454,9 +422,8 @@ def _tfgap_report(w, collections, refs, reps, seed):
                                                  for c, v in shared.items()) +
            "): its per-configuration report is left out; the sections above are per variant.")
     return
-  from tfgap.launch import report as report_lib  # pylint: disable=g-import-not-at-top
   root = os.path.commonpath([c.root for c in collections.values()])
-  out = os.path.join(str(w.out), "tfgap_report")
+  out = w.path("tfgap_report")
   try:
     result = report_lib.write_report(root, out, reps=reps, seed=seed, references=refs or None)
   except ValueError as err:
@@ -465,13 +432,6 @@ def _tfgap_report(w, collections, refs, reps, seed):
   w.files.extend(result.files)
   w.add("Per-run tables, probability of improvement over flatten and performance profiles: "
         "[tfgap_report/report.md](tfgap_report/report.md).")
-
-
-def _finish(w):
-  path = w.out / "study.md"
-  path.write_text("\n\n".join(w.sections) + "\n", encoding="utf-8")
-  w.files.append(str(path))
-  return str(path)
 
 
 __all__ = ["write_study_report", "StudyReport"]
