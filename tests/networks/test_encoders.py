@@ -87,7 +87,7 @@ def test_pixels_are_divided_by_255_inside():
     (dict(name="impala", padding="VALID"), "accepted: 'SAME'"),
     (dict(name="nature", num_stacks=4), "impala encoder only"),
     (dict(name="impala", num_stacks=0), "num_stacks=0 is not accepted.*a positive integer"),
-    (dict(name="impala", blocks_per_stack=-1), "blocks_per_stack must be an integer >= 0"),
+    (dict(name="impala", blocks_per_stack=-1), "blocks_per_stack=-1 is not accepted; accepted: an integer >= 0"),
 ])
 def test_bad_encoder_arguments(kwargs, match):
   with pytest.raises(ValueError, match=match):

@@ -7,6 +7,7 @@ last feature map `[B, H', W', C']` after its final ReLU.
 
 import tensorflow as tf
 
+from tfgap import checks
 from tfgap.compat import keras
 from tfgap.networks import common
 
@@ -161,13 +162,10 @@ class ImpalaEncoder(common.Layer):
     super().__init__(name=name, **kwargs)
     padding = _check_common(width_scale, padding)
     if padding != "same":
-      raise ValueError(
-          f"padding {padding.upper()!r} is not available for the impala encoder (accepted: 'SAME'; "
-          "'VALID' is an option of the nature encoder).")
+      checks.reject("padding", padding.upper(),
+                    "'SAME' for the impala encoder ('VALID' is an option of the nature encoder)")
     common.check_positive("num_stacks", num_stacks, integer=True)
-    if isinstance(blocks_per_stack, bool) or not isinstance(blocks_per_stack, int) or (
-        blocks_per_stack < 0):
-      raise ValueError(f"blocks_per_stack must be an integer >= 0; got {blocks_per_stack!r}.")
+    checks.check_int("blocks_per_stack", blocks_per_stack, low=0)
     self.width_scale = width_scale
     self.num_stacks = int(num_stacks)
     self.blocks_per_stack = int(blocks_per_stack)
