@@ -4,41 +4,15 @@ two calls, draws noise per half as two calls would, and keeps the pruning step p
 import numpy as np
 import pytest
 import tensorflow as tf
-from tf_agents.specs import tensor_spec
-from tf_agents.trajectories import time_step as ts
 
+from tests.agents import helpers
 from tfgap import agents
 from tfgap import networks
 from tfgap.networks import heads
 from tfgap.networks import pruning
 
-OBS_SHAPE = (12, 12, 2)
-NUM_ACTIONS = 3
-BATCH = 8
-
-
-def specs():
-  obs = tensor_spec.BoundedTensorSpec(OBS_SHAPE, tf.uint8, 0, 255)
-  act = tensor_spec.BoundedTensorSpec((), tf.int64, 0, NUM_ACTIONS - 1)
-  return ts.time_step_spec(obs), act
-
-
-def make_batch(seed=0):
-  rng = np.random.default_rng(seed)
-  discount = np.full(BATCH, 0.99 ** 3, np.float32)
-  discount[::3] = 0.0
-  return {
-      "observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
-      "next_observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
-      "action": rng.integers(0, NUM_ACTIONS, BATCH).astype(np.int32),
-      "reward": rng.normal(size=BATCH).astype(np.float32),
-      "discount": discount,
-      "weights": rng.uniform(0.2, 1.0, BATCH).astype(np.float32),
-  }
-
-
 def make_agent(kind, fused, jit_compile=False, bottleneck="gap", **net_kwargs):
-  tss, act = specs()
+  tss, act = helpers.specs()
   tf.keras.utils.set_random_seed(7)  # Same initial weights for the fused and unfused agents.
   if kind == "dqn":
     net = networks.build_q_network(tss.observation, act, bottleneck=bottleneck, **net_kwargs)
@@ -53,7 +27,7 @@ def make_agent(kind, fused, jit_compile=False, bottleneck="gap", **net_kwargs):
 def run_updates(agent, steps=3):
   out = []
   for i in range(steps):
-    loss, priorities = agent.update(make_batch(i))
+    loss, priorities = agent.update(helpers.make_batch(i))
     out.append((float(loss), priorities.numpy()))
   return out, [v.numpy() for v in agent.q_network.trainable_variables]
 
@@ -84,23 +58,23 @@ def test_default_is_per_device():
 def test_noise_groups_draw_independent_noise_per_half():
   """One noisy call on concat([x, x]) with 2 groups: the halves differ (independent draws),
   each half is distributed as a single call's output, and without noise they are equal."""
-  tss, act = specs()
+  tss, act = helpers.specs()
   net = networks.build_q_network(tss.observation, act, bottleneck="gap", noisy=True,
                                  head_units=(16,))
-  x = make_batch()["observation"]
+  x = helpers.make_batch()["observation"]
   both = np.concatenate([x, x])
   call = tf.function(lambda obs: net(obs, training=True)[0])
   with heads.noise_groups(net, 2):
     grouped = call(both).numpy()
-  assert not np.allclose(grouped[:BATCH], grouped[BATCH:])
+  assert not np.allclose(grouped[:helpers.BATCH], grouped[helpers.BATCH:])
   # Shared noise (the plain call) makes the two copies equal: the groups are what differs.
   shared = net(both, training=True)[0].numpy()
-  np.testing.assert_allclose(shared[:BATCH], shared[BATCH:], rtol=1e-6)
+  np.testing.assert_allclose(shared[:helpers.BATCH], shared[helpers.BATCH:], rtol=1e-6)
   # In distribution: the per-row mean and spread of each half match single calls'.
   single = np.stack([net(x, training=True)[0].numpy() for _ in range(300)])
   with heads.noise_groups(net, 2):
     halves = np.stack([call(both).numpy() for _ in range(150)])
-  halves = np.concatenate([halves[:, :BATCH], halves[:, BATCH:]])
+  halves = np.concatenate([halves[:, :helpers.BATCH], halves[:, helpers.BATCH:]])
   np.testing.assert_allclose(halves.mean(0), single.mean(0), atol=0.05 * single.std() + 1e-3)
   np.testing.assert_allclose(halves.std(0), single.std(0), rtol=0.25)
   # The context restores the layers' setting; with the noise off both halves agree.
@@ -109,24 +83,24 @@ def test_noise_groups_draw_independent_noise_per_half():
   networks.set_noise(net, False)
   with heads.noise_groups(net, 2):
     quiet = net(both, training=True)[0].numpy()
-  np.testing.assert_allclose(quiet[:BATCH], quiet[BATCH:], rtol=1e-6)
+  np.testing.assert_allclose(quiet[:helpers.BATCH], quiet[helpers.BATCH:], rtol=1e-6)
 
 
 def test_noisy_softmoe_groups():
-  tss, act = specs()
+  tss, act = helpers.specs()
   net = networks.build_q_network(tss.observation, act, bottleneck="softmoe", noisy=True,
                                  bottleneck_kwargs={"num_experts": 2, "expert_hidden": 8})
-  x = make_batch()["observation"]
+  x = helpers.make_batch()["observation"]
   with heads.noise_groups(net, 2):
     out = net(np.concatenate([x, x]), training=True)[0].numpy()
-  assert not np.allclose(out[:BATCH], out[BATCH:])
+  assert not np.allclose(out[:helpers.BATCH], out[helpers.BATCH:])
 
 
 def test_noisy_rainbow_fused_trains():
   """A noisy Rainbow update with the fused call runs (graph and XLA) and stays finite."""
   for jit in (False, True):
     agent = make_agent("rainbow", True, jit, noisy=True)
-    result = agent.update(make_batch())
+    result = agent.update(helpers.make_batch())
     assert result.finite and np.isfinite(float(result.loss))
 
 
@@ -137,6 +111,6 @@ def test_pruned_step_once_per_update():
                        bottleneck_kwargs={"begin_step": 0, "end_step": 10, "frequency": 1,
                                           "target_sparsity": 0.5})
     for i in range(3):
-      agent.update(make_batch(i))
+      agent.update(helpers.make_batch(i))
     steps = {int(w.pruning_step.numpy()) for w in pruning.pruning_wrappers(agent.q_network)}
     assert steps == {3}, (fused, steps)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tf_agents.policies import policy_saver
-from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
+from tests.agents import helpers
 from tfgap import agents
 from tfgap import networks
 from tfgap.networks import common
@@ -32,21 +32,14 @@ NETWORKS = {
 
 
 def specs():
-  obs = tensor_spec.BoundedTensorSpec(OBS_SHAPE, tf.uint8, 0, 255)
-  act = tensor_spec.BoundedTensorSpec((), tf.int64, 0, NUM_ACTIONS - 1)
-  return ts.time_step_spec(obs), act
+  return helpers.specs(OBS_SHAPE, NUM_ACTIONS)
 
 
 def make_batch(seed=0):
-  rng = np.random.default_rng(seed)
-  return {
-      "observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
-      "next_observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
-      "action": rng.integers(0, NUM_ACTIONS, BATCH).astype(np.int32),
-      "reward": rng.normal(size=BATCH).astype(np.float32),
-      "discount": np.full(BATCH, 0.99, np.float32),
-      "weights": np.ones(BATCH, np.float32),
-  }
+  """A fixed batch without terminals or importance weights (every weight 1)."""
+  return helpers.make_batch(seed, terminal_every=None, obs_shape=OBS_SHAPE,
+                            num_actions=NUM_ACTIONS, batch=BATCH, discount=0.99,
+                            random_weights=False)
 
 
 def agent_pair(kind, net_kwargs, **agent_kwargs):

@@ -4,45 +4,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tf_agents.agents.categorical_dqn import categorical_dqn_agent
-from tf_agents.specs import tensor_spec
-from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
+from tests.agents import helpers
 from tfgap import agents
 from tfgap import networks
 from tfgap.agents import losses
-
-OBS_SHAPE = (12, 12, 2)
-NUM_ACTIONS = 3
-BATCH = 8
-
-
-def specs():
-  obs = tensor_spec.BoundedTensorSpec(OBS_SHAPE, tf.uint8, 0, 255)
-  act = tensor_spec.BoundedTensorSpec((), tf.int64, 0, NUM_ACTIONS - 1)
-  return ts.time_step_spec(obs), act
-
-
-def make_batch(seed=0, terminal_every=3):
-  rng = np.random.default_rng(seed)
-  discount = np.full(BATCH, 0.99 ** 3, np.float32)
-  discount[::terminal_every] = 0.0
-  return {
-      "observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
-      "next_observation": rng.integers(0, 256, (BATCH,) + OBS_SHAPE, dtype=np.uint8),
-      "action": rng.integers(0, NUM_ACTIONS, BATCH).astype(np.int32),
-      "reward": rng.normal(size=BATCH).astype(np.float32),
-      "discount": discount,
-      "weights": rng.uniform(0.2, 1.0, BATCH).astype(np.float32),
-  }
-
 
 # DQN variants: Dopamine's (MSE, plain max: the defaults) and the Huber / double-DQN options.
 DQN_KINDS = {"dqn": {}, "dqn_huber_double": dict(loss="huber", double=True)}
 
 
 def make_agent(kind, jit_compile=False, **kwargs):
-  tss, act = specs()
+  tss, act = helpers.specs()
   if kind in DQN_KINDS:
     net = networks.build_q_network(tss.observation, act, bottleneck="gap")
     return agents.DQNAgent(tss, act, net, jit_compile=jit_compile, **DQN_KINDS[kind], **kwargs)
@@ -57,7 +31,7 @@ def reference_dqn_loss(agent, batch):
   q = agent.q_network(batch["observation"])[0].numpy()
   q_next_online = agent.q_network(batch["next_observation"])[0].numpy()
   q_next_target = agent.target_q_network(batch["next_observation"])[0].numpy()
-  rows = np.arange(BATCH)
+  rows = np.arange(helpers.BATCH)
   if agent.double:
     bootstrap = q_next_target[rows, q_next_online.argmax(axis=1)]
   else:
@@ -99,7 +73,7 @@ def reference_c51_loss(agent, batch):
   logits = agent.q_network(batch["observation"])[0].numpy()
   next_online = agent.q_network(batch["next_observation"])[0].numpy()
   next_target = agent.target_q_network(batch["next_observation"])[0].numpy()
-  rows = np.arange(BATCH)
+  rows = np.arange(helpers.BATCH)
   best = (softmax(next_online) * support).sum(-1).argmax(axis=1)
   next_p = softmax(next_target[rows, best])
   target_support = batch["reward"][:, None] + batch["discount"][:, None] * support[None, :]
@@ -135,7 +109,7 @@ def independent_loss(kind, online, target, batch, support=None):
   distribution (next action chosen by the online network) and TensorFlow's softmax
   cross-entropy. Both weighted by the importance weights and averaged.
   """
-  rows = tf.range(BATCH)
+  rows = tf.range(helpers.BATCH)
   taken = tf.stack([rows, tf.constant(batch["action"], tf.int32)], axis=1)
   reward, discount = tf.constant(batch["reward"]), tf.constant(batch["discount"])
   out = online(batch["observation"], training=True)[0]
@@ -172,7 +146,7 @@ def first_adam_step(value, grad, lr, epsilon, beta_1=0.9, beta_2=0.999):
 @pytest.mark.parametrize("kind", ["dqn", "dqn_huber_double", "rainbow"])
 def test_compiled_update_equals_reference_loss_and_adam_step(kind):
   agent = make_agent(kind, learning_rate=1e-3, target_update_period=1000, update_period=1)
-  batch = make_batch()
+  batch = helpers.make_batch()
   # Make the target network differ from the online one so double selection matters.
   for v in agent.target_q_network.trainable_variables:
     v.assign(v * 0.9 + 0.01)
@@ -214,7 +188,7 @@ def test_xla_update_matches_plain(kind):
   for src, dst in zip(plain.target_q_network.variables, xla.target_q_network.variables):
     dst.assign(src)
   for seed in range(3):
-    batch = make_batch(seed)
+    batch = helpers.make_batch(seed)
     loss_plain, prio_plain = plain.update(batch)
     loss_xla, prio_xla = xla.update(batch)
     np.testing.assert_allclose(float(loss_xla), float(loss_plain), rtol=1e-3, atol=1e-5)
@@ -227,7 +201,7 @@ def test_target_network_refreshed_every_period_in_agent_steps():
   # 12 agent steps at one update per 4 steps: a refresh every 3 updates.
   agent = make_agent("dqn", learning_rate=1e-2, target_update_period=12, update_period=4)
   updates_per_refresh = 3
-  batch = make_batch()
+  batch = helpers.make_batch()
 
   def same():
     return all(np.array_equal(a.numpy(), b.numpy()) for a, b in
@@ -241,35 +215,35 @@ def test_target_network_refreshed_every_period_in_agent_steps():
 
 def test_importance_weights_scale_the_loss_and_terminals_do_not_bootstrap():
   agent = make_agent("dqn", learning_rate=1e-12)
-  batch = make_batch()
-  loss_one, _ = agent.update(dict(batch, weights=np.ones(BATCH, np.float32)))
-  loss_half, _ = agent.update(dict(batch, weights=np.full(BATCH, 0.5, np.float32)))
+  batch = helpers.make_batch()
+  loss_one, _ = agent.update(dict(batch, weights=np.ones(helpers.BATCH, np.float32)))
+  loss_half, _ = agent.update(dict(batch, weights=np.full(helpers.BATCH, 0.5, np.float32)))
   np.testing.assert_allclose(float(loss_half), 0.5 * float(loss_one), rtol=1e-4)
 
-  batch = make_batch(terminal_every=1)  # every discount is 0: the target is the reward
+  batch = helpers.make_batch(terminal_every=1)  # every discount is 0: the target is the reward
   q = agent.q_network(batch["observation"])[0].numpy()
-  td = q[np.arange(BATCH), batch["action"]] - batch["reward"]
+  td = q[np.arange(helpers.BATCH), batch["action"]] - batch["reward"]
   _, priorities = agent.update(batch)
   np.testing.assert_allclose(priorities.numpy(), np.abs(td), rtol=1e-4, atol=1e-5)
 
 
 def test_update_rejects_incomplete_batch():
   agent = make_agent("dqn")
-  batch = make_batch()
+  batch = helpers.make_batch()
   del batch["next_observation"]
   with pytest.raises(ValueError, match="next_observation"):
     agent.update(batch)
 
 
 def test_pruned_network_masks_follow_update_count():
-  tss, act = specs()
+  tss, act = helpers.specs()
   net = networks.build_q_network(
       tss.observation, act, bottleneck="pruned",
       bottleneck_kwargs={"target_sparsity": 0.9, "begin_step": 0, "end_step": 4, "frequency": 2})
   agent = agents.DQNAgent(tss, act, net, learning_rate=1e-3)
   assert agent.pruned
   from tfgap.networks import pruning  # pylint: disable=g-import-not-at-top
-  batch = make_batch()
+  batch = helpers.make_batch()
   for _ in range(6):
     agent.update(batch)
   # One training-mode call per update: the pruning step equals the update count.
@@ -284,12 +258,12 @@ def test_dqn_defaults_are_dopamines_mse_on_the_target_max():
   # Make the online argmax and the target argmax disagree, so double and plain targets differ.
   for v in agent.target_q_network.trainable_variables:
     v.assign(-v)
-  batch = make_batch(terminal_every=1000)
+  batch = helpers.make_batch(terminal_every=1000)
   q_next_target = agent.target_q_network(batch["next_observation"])[0].numpy()
   q = agent.q_network(batch["observation"])[0].numpy()
-  rows = np.arange(BATCH)
+  rows = np.arange(helpers.BATCH)
   td = q[rows, batch["action"]] - (batch["reward"] + batch["discount"] * q_next_target.max(1))
-  loss, priorities = agent.update(dict(batch, weights=np.ones(BATCH, np.float32)))
+  loss, priorities = agent.update(dict(batch, weights=np.ones(helpers.BATCH, np.float32)))
   np.testing.assert_allclose(float(loss), np.mean(td ** 2), rtol=1e-4)  # No 0.5 factor.
   np.testing.assert_allclose(priorities.numpy(), np.abs(td), rtol=1e-4, atol=1e-5)
 
@@ -298,21 +272,21 @@ def test_dqn_defaults_are_dopamines_mse_on_the_target_max():
 @pytest.mark.parametrize("kind", ["dqn", "rainbow"])
 def test_update_reports_whether_loss_priorities_and_weights_are_finite(kind, jit_compile):
   agent = make_agent(kind, jit_compile=jit_compile)
-  result = agent.update(make_batch())
+  result = agent.update(helpers.make_batch())
   assert result.finite and result.nonfinite() == ()
   loss, priorities = result  # Still unpacks as (loss, priorities).
   assert loss is result.loss and priorities is result.priorities
   # A NaN importance weight poisons the loss and, through the gradient, the weights; the
   # per-sample priorities do not depend on it.
-  weights = np.ones(BATCH, np.float32)
+  weights = np.ones(helpers.BATCH, np.float32)
   weights[3] = np.nan
-  result = agent.update(dict(make_batch(), weights=weights))
+  result = agent.update(dict(helpers.make_batch(), weights=weights))
   assert not result.finite and result.nonfinite() == ("loss", "weights")
   # A diverged network (a NaN weight) makes all three non-finite.
   agent = make_agent(kind, jit_compile=jit_compile)
   bias = agent.q_network.trainable_variables[-1]
   bias.assign(tf.fill(bias.shape, np.nan))
-  result = agent.update(make_batch())
+  result = agent.update(helpers.make_batch())
   assert not result.finite and result.nonfinite() == ("loss", "priorities", "weights")
 
 
@@ -323,7 +297,7 @@ def test_weights_that_overflow_in_the_step_are_caught_although_the_loss_was_fini
   # the weights after it are not. Only the weight check can tell.
   agent = make_agent("dqn", jit_compile=jit_compile,
                      optimizer=keras.optimizers.legacy.SGD(learning_rate=1e38))
-  batch = dict(make_batch(), reward=np.full(BATCH, 100.0, np.float32))
+  batch = dict(helpers.make_batch(), reward=np.full(helpers.BATCH, 100.0, np.float32))
   result = agent.update(batch)
   assert np.isfinite(float(result.loss)) and np.all(np.isfinite(result.priorities.numpy()))
   assert not all(np.all(np.isfinite(v.numpy())) for v in agent.q_network.trainable_variables)
@@ -335,11 +309,11 @@ def test_nan_priorities_of_a_diverged_learner_get_a_clear_message():
   agent = make_agent("rainbow")
   bias = agent.q_network.trainable_variables[-1]
   bias.assign(tf.fill(bias.shape, np.nan))
-  result = agent.update(make_batch())
+  result = agent.update(helpers.make_batch())
   buffer = replay_lib.ReplayBuffer(capacity=64, frame_shape=(12, 12, 1), stack_size=2,
                                    prioritized=True)
   with pytest.raises(ValueError, match=r"priorities=\[nan, .*the learner diverged"):
-    buffer.update_priorities(np.arange(BATCH), result.priorities.numpy())
+    buffer.update_priorities(np.arange(helpers.BATCH), result.priorities.numpy())
   # Long batches are summarised, not listed.
   many = np.ones(32)
   many[[3, 9]] = np.nan

@@ -7,9 +7,6 @@ real DeepMind Control frames (MuJoCo rendering) with a tiny budget.
 
 import json
 import pathlib
-import subprocess
-import sys
-import textwrap
 
 import gin
 import numpy as np
@@ -18,6 +15,7 @@ import tensorflow as tf
 from tf_agents.specs import array_spec
 
 from tests.agents import pixel_task  # noqa: F401  (registers @tests.make_band_env with gin)
+from tests.launch import helpers
 from tfgap.envs import core
 from tfgap.launch import common
 from tfgap.launch import experiment
@@ -94,19 +92,6 @@ def make_runner(root, extra=(), force=False):
   return train.Runner(str(root), force=force)
 
 
-def read_metrics(root):
-  return [json.loads(line) for line in (pathlib.Path(root) / "metrics.jsonl").read_text()
-          .splitlines()]
-
-
-def event_tags(folder):
-  tags = set()
-  for path in pathlib.Path(folder).glob("events.out.tfevents.*"):
-    for event in tf.compat.v1.train.summary_iterator(str(path)):
-      tags.update(v.tag for v in event.summary.value)
-  return tags
-
-
 @pytest.fixture(autouse=True)
 def _clean_gin():
   gin.clear_config()
@@ -119,7 +104,7 @@ def test_sac_run_writes_everything_and_its_policy_acts_the_same_without_tfgap(tm
   runner = make_runner(root, ["Runner.export_policies = True"])
   assert runner.agent.settings.batch_size == 8
   records = runner.run()
-  metrics = read_metrics(root)
+  metrics = helpers.read_metrics(root)
   assert metrics == json.loads(json.dumps(records))
   assert [m["env_steps"] for m in metrics] == [60, 120]
   # One update per agent step from step 40 on.
@@ -130,7 +115,7 @@ def test_sac_run_writes_everything_and_its_policy_acts_the_same_without_tfgap(tm
   assert len(last["eval_returns"]) == 2 and last["score_source"] == "eval"
   assert "dormant/phi/0" in last and "dormant/psi/0" in last
   assert {"loss", "sac/critic", "sac/actor", "sac/alpha", "sac/temperature",
-          "episode_return"} <= event_tags(root / "train")
+          "episode_return"} <= helpers.event_tags(root / "train")
   # The stored actions are float vectors inside the bounds (uniform warm-up, then the policy).
   stored = runner.replay.sample(64)["action"]
   assert stored.dtype == np.float32 and stored.shape == (64, 2)
@@ -139,26 +124,7 @@ def test_sac_run_writes_everything_and_its_policy_acts_the_same_without_tfgap(tm
   assert str(root / "policies" / "iter_000001") in out
 
   observations = np.random.default_rng(0).integers(0, 256, (5, 12, 12, 6), dtype=np.uint8)
-  obs_path = tmp_path / "obs.npy"
-  np.save(obs_path, observations)
-  script = textwrap.dedent(f"""
-      import sys
-      import numpy as np
-      import tensorflow as tf
-      import tensorflow_probability  # registers the distribution specs the SavedModel needs
-      from tf_agents.trajectories import time_step as ts
-      policy = tf.saved_model.load({str(root / 'policies' / 'iter_000001')!r})
-      obs = tf.constant(np.load({str(obs_path)!r}))
-      n = obs.shape[0]
-      step = ts.TimeStep(tf.ones([n], tf.int32), tf.zeros([n]), tf.ones([n]), obs)
-      print("ACTIONS", policy.action(step).action.numpy().tolist())
-      print("TFGAP", any(m.startswith("tfgap") for m in sys.modules))
-  """)
-  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, check=False, cwd=tmp_path)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "TFGAP False" in result.stdout
-  loaded = np.array(json.loads(result.stdout.split("ACTIONS", 1)[1].split("\n")[0]))
+  loaded = helpers.saved_policy_actions(root / "policies" / "iter_000001", observations, tmp_path)
   expected = runner.agent.act(observations, greedy=True)
   np.testing.assert_allclose(loaded, expected, rtol=1e-5, atol=1e-5)
   assert np.all(np.abs(loaded) <= 1.0)
@@ -188,7 +154,7 @@ def test_sac_checkpoint_restores_identical_state(tmp_path):
   # Rerunning with a longer budget resumes after the checkpoint.
   records = make_runner(root, ["Runner.num_iterations = 2"]).run()
   assert [r["iteration"] for r in records] == [1]
-  assert [m["train_steps"] for m in read_metrics(root)] == [21, 81]
+  assert [m["train_steps"] for m in helpers.read_metrics(root)] == [21, 81]
 
 
 def test_sac_nan_loss_stops_the_run_keeping_the_last_checkpoint(tmp_path):

@@ -6,12 +6,10 @@ the packaged demo config on real Atari.
 """
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import gin
@@ -20,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 from tests.agents import pixel_task  # noqa: F401  (registers @tests.make_band_env with gin)
+from tests.launch import helpers
 from tfgap.launch import common
 from tfgap.launch import train
 
@@ -55,11 +54,6 @@ def make_runner(root, extra=(), force=False):
   return train.Runner(str(root), force=force)
 
 
-def read_metrics(root):
-  return [json.loads(line) for line in (pathlib.Path(root) / "metrics.jsonl").read_text()
-          .splitlines()]
-
-
 def checkpoint_names(root):
   return sorted(p.name for p in (pathlib.Path(root) / "checkpoints").iterdir())
 
@@ -67,14 +61,6 @@ def checkpoint_names(root):
 def optimizer_variables(agent):
   variables = agent.optimizer.variables
   return variables() if callable(variables) else variables
-
-
-def event_tags(folder):
-  tags = set()
-  for path in pathlib.Path(folder).glob("events.out.tfevents.*"):
-    for event in tf.compat.v1.train.summary_iterator(str(path)):
-      tags.update(v.tag for v in event.summary.value)
-  return tags
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +78,7 @@ def test_run_writes_metrics_summaries_checkpoints_and_a_policy_that_acts_the_sam
                               "Runner.summary_period = 50"])
   records = runner.run()
 
-  metrics = read_metrics(root)
+  metrics = helpers.read_metrics(root)
   assert [m["iteration"] for m in metrics] == [0, 1, 2]
   assert metrics == json.loads(json.dumps(records))
   for m in metrics:
@@ -106,12 +92,12 @@ def test_run_writes_metrics_summaries_checkpoints_and_a_policy_that_acts_the_sam
   assert metrics[-1]["agent"] == "dqn" and metrics[-1]["bottleneck"] == "gap"
   assert "dormant/phi/0" in metrics[-1]
 
-  tags = event_tags(root / "train")
+  tags = helpers.event_tags(root / "train")
   # Per-step tags and per-iteration means under their own names (one meaning per tag).
   assert {"episode_return", "loss", "epsilon", "steps_per_sec", "iteration/train_return",
           "iteration/loss", "dormant/all/0.1"} <= tags
   assert "train_return" not in tags
-  assert "eval_return" in event_tags(root / "eval")
+  assert "eval_return" in helpers.event_tags(root / "eval")
   assert checkpoint_names(root) == ["ckpt-000001", "ckpt-000002"]  # The last 2 are kept.
   policies = sorted(p.name for p in (root / "policies").iterdir())
   assert policies == ["iter_000000", "iter_000001", "iter_000002"]
@@ -120,29 +106,13 @@ def test_run_writes_metrics_summaries_checkpoints_and_a_policy_that_acts_the_sam
 
   # The exported greedy policy acts as the agent's policy does, in a fresh process.
   observations = np.random.default_rng(0).integers(0, 256, (16, 12, 12, 2), dtype=np.uint8)
-  obs_path = tmp_path / "obs.npy"
-  np.save(obs_path, observations)
-  script = textwrap.dedent(f"""
-      import numpy as np
-      import tensorflow as tf
-      import tensorflow_probability  # registers the distribution specs the SavedModel needs
-      from tf_agents.trajectories import time_step as ts
-      policy = tf.saved_model.load({str(root / 'policies' / 'iter_000002')!r})
-      obs = tf.constant(np.load({str(obs_path)!r}))
-      n = obs.shape[0]
-      step = ts.TimeStep(tf.ones([n], tf.int32), tf.zeros([n]), tf.ones([n]), obs)
-      print("ACTIONS", policy.action(step).action.numpy().tolist())
-  """)
-  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, check=False)
-  assert result.returncode == 0, result.stderr[-3000:]
-  loaded = json.loads(result.stdout.split("ACTIONS", 1)[1].strip())
+  loaded = helpers.saved_policy_actions(root / "policies" / "iter_000002", observations, tmp_path)
   n = observations.shape[0]
   from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
   step = ts.TimeStep(tf.ones([n], tf.int32), tf.zeros([n]), tf.ones([n]),
                      tf.constant(observations))
-  expected = runner.agent.policy.action(step).action.numpy().tolist()
-  assert loaded == expected
+  expected = runner.agent.policy.action(step).action.numpy()
+  np.testing.assert_array_equal(loaded, expected)
 
 
 def test_restore_is_identical_and_a_changed_config_needs_force(tmp_path):
@@ -182,7 +152,7 @@ def test_restore_is_identical_and_a_changed_config_needs_force(tmp_path):
   records = make_runner(root, ["Runner.num_iterations = 2",
                                "DQNAgent.learning_rate = 0.01"]).run()
   assert [r["iteration"] for r in records] == [1]
-  assert [m["env_steps"] for m in read_metrics(root)] == [150, 300]
+  assert [m["env_steps"] for m in helpers.read_metrics(root)] == [150, 300]
   with pytest.raises(train.ConfigMismatchError, match="num_iterations"):
     make_runner(root, ["Runner.num_iterations = 1", "DQNAgent.learning_rate = 0.01"]).run()
 
@@ -201,7 +171,7 @@ def test_corrupt_latest_checkpoint_is_skipped_with_a_warning(tmp_path, capsys):
   records = make_runner(root, ["Runner.num_iterations = 3"], force=True).run()
   assert "skipping unusable checkpoint" in capsys.readouterr().err
   assert [r["iteration"] for r in records] == [1, 2]
-  metrics = read_metrics(root)
+  metrics = helpers.read_metrics(root)
   assert [m["iteration"] for m in metrics] == [0, 1, 2]  # iteration 1 redone, written once
   assert [m["env_steps"] for m in metrics] == [150, 300, 450]
 
@@ -215,7 +185,7 @@ def test_nan_loss_stops_the_run_naming_the_step_and_keeping_the_last_checkpoint(
                      ".*ckpt-000000"):
     runner.run()
   assert checkpoint_names(root) == ["ckpt-000000"]
-  assert [m["iteration"] for m in read_metrics(root)] == [0]
+  assert [m["iteration"] for m in helpers.read_metrics(root)] == [0]
 
 
 @pytest.mark.parametrize("binding,message", [
@@ -267,7 +237,7 @@ def test_sigkill_mid_run_then_rerun_completes(tmp_path):
                           check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Resuming from" in result.stdout
-  metrics = read_metrics(root)
+  metrics = helpers.read_metrics(root)
   assert [m["iteration"] for m in metrics] == [0, 1, 2, 3]
   assert [m["env_steps"] for m in metrics] == [200, 400, 600, 800]
   assert checkpoint_names(root) == ["ckpt-000002", "ckpt-000003"]
