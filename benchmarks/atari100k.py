@@ -13,16 +13,11 @@ takes hours.
 """
 
 import argparse
-import json
 import os
-import pathlib
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import describe_machine  # noqa: E402  pylint: disable=g-import-not-at-top
-
-from tfgap.launch import runtime  # noqa: E402  pylint: disable=g-import-not-at-top
+import harness  # noqa: E402  pylint: disable=g-import-not-at-top
 
 # Published DER scores (van Hasselt et al. 2019, "When to use parametric models in reinforcement
 # learning?", Atari100K table) for the games this benchmark is documented with.
@@ -33,42 +28,27 @@ def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("game", help="an Atari100K game, e.g. KungFuMaster")
   parser.add_argument("--bottleneck", default="flatten", help="flatten, gap, softmoe, ...")
-  parser.add_argument("--steps", type=int, default=100_000, help="agent steps (multiple of 10k)")
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--root_dir", default="runs/atari100k",
-                      help="runs go to ROOT/<game>_<bottleneck>_s<seed>")
-  parser.add_argument("--eval_episodes", type=int, default=100)
+  harness.add_run_flags(parser, 100_000, "agent steps (multiple of 10k)", 100,
+                        "runs/atari100k", "runs go to ROOT/<game>_<bottleneck>_s<seed>")
   parser.add_argument("--max_eval_episode_steps", type=int, default=None,
                       help="cap evaluation episodes (smoke runs only; published scores use none)")
-  parser.add_argument("--progress_bar", action="store_true")
   return parser.parse_args(argv)
 
 
 def main(argv=None):
-  args = parse_args(sys.argv[1:] if argv is None else argv)
-  runtime.prepare_process()  # oneDNN on, as the training CLI runs.
+  args = harness.start(parse_args, argv)
   from tfgap.envs import games  # pylint: disable=g-import-not-at-top
-  from tfgap.launch import train  # pylint: disable=g-import-not-at-top
   # Iterations of 10k agent steps as DER.gin; a shorter --steps (smoke runs) is one iteration.
   iterations, per_iteration = (args.steps // 10_000, 10_000) if args.steps >= 10_000 else (
       1, args.steps)
-  root = pathlib.Path(args.root_dir) / f"{args.game}_{args.bottleneck}_s{args.seed}"
-  print(describe_machine())
+  root = harness.run_dir(args, args.game, args.bottleneck)
   print(f"DER on Atari100K {args.game}, bottleneck {args.bottleneck}, seed {args.seed}: "
         f"{iterations} x {per_iteration:,} agent steps, {args.eval_episodes} evaluation episodes per "
         f"iteration; run directory {root}", flush=True)
-  train.quiet_logs()
-  start = time.time()
-  train.train(str(root), ["der.gin"], [
-      f"Runner.game = '{args.game}'", f"Runner.seed = {args.seed}",
-      f"Runner.num_iterations = {iterations}", f"Runner.training_steps = {per_iteration}",
-      f"Runner.evaluation_episodes = {args.eval_episodes}",
-      f"BOTTLENECK = '{args.bottleneck}'",
-      f"Runner.progress_bar = {args.progress_bar}"] + (
-          [f"Runner.eval_env_kwargs = {{'max_episode_steps': {args.max_eval_episode_steps}}}"]
-          if args.max_eval_episode_steps else []))
-  wall = time.time() - start
-  records = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
+  records, wall = harness.train(
+      root, "der.gin", args, args.game, args.bottleneck, iterations, per_iteration,
+      [f"Runner.eval_env_kwargs = {{'max_episode_steps': {args.max_eval_episode_steps}}}"]
+      if args.max_eval_episode_steps else [])
   last = records[-1]
   score = last["score"]
   normalized = games.human_normalized(args.game, score) if games.has_reference_scores(
@@ -85,8 +65,7 @@ def main(argv=None):
         if games.has_reference_scores(args.game) else "")
   print(f"  wall time of this invocation: {wall / 60:.1f} min "
         f"(resumed runs count only the part run now)")
-  print("  per iteration: " + ", ".join(
-      f"{r['iteration']}: {r['score']:.0f}" for r in records if r.get("score") is not None))
+  print(harness.per_iteration(records, "score"))
 
 
 if __name__ == "__main__":

@@ -23,17 +23,11 @@ This is a benchmark, not a test: on 2 CPU cores a 12.5k-step run takes many hour
 """
 
 import argparse
-import json
 import os
-import pathlib
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import describe_machine  # noqa: E402  pylint: disable=g-import-not-at-top
-
-from tfgap.launch import runtime  # noqa: E402  pylint: disable=g-import-not-at-top
+import harness  # noqa: E402  pylint: disable=g-import-not-at-top
 
 DRQ_CARTPOLE_100K = 759  # DrQ, Table 1 (PlaNet benchmark, 100k environment steps), cartpole.
 
@@ -44,15 +38,12 @@ def parse_args(argv):
   learn = sub.add_parser("learn", help="train SAC variants and print their evaluation return")
   learn.add_argument("--variants", default="gap,flatten", help="bottlenecks, comma-separated")
   learn.add_argument("--task", default="cartpole-swingup")
-  learn.add_argument("--steps", type=int, default=12_500, help="agent steps")
+  harness.add_run_flags(learn, 12_500, "agent steps", 10, "runs/dmc_sac",
+                        "runs go to ROOT/<task>_<variant>_s<seed>")
   learn.add_argument("--iterations", type=int, default=5)
-  learn.add_argument("--seed", type=int, default=0)
-  learn.add_argument("--eval_episodes", type=int, default=10)
   learn.add_argument("--min_replay_history", type=int, default=1000)
   learn.add_argument("--augmentation", default="random_shift", help="random_shift or none")
   learn.add_argument("--batch_size", type=int, default=256)
-  learn.add_argument("--root_dir", default="runs/dmc_sac")
-  learn.add_argument("--progress_bar", action="store_true")
   speed = sub.add_parser("speed", help="tfgap SAC update vs stock SacAgent.train")
   speed.add_argument("--bottleneck", default="flatten")
   speed.add_argument("--batch_size", type=int, default=256)
@@ -62,39 +53,28 @@ def parse_args(argv):
 
 
 def learn(args):
-  from tfgap.launch import train  # pylint: disable=g-import-not-at-top
   per_iteration = max(1, args.steps // args.iterations)
   results = []
   for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-    root = pathlib.Path(args.root_dir) / f"{args.task}_{variant}_s{args.seed}"
+    root = harness.run_dir(args, args.task, variant)
     print(f"SAC + {variant} on {args.task}, seed {args.seed}: {args.iterations} x "
           f"{per_iteration:,} agent steps, warm-up {args.min_replay_history}, augmentation "
           f"{args.augmentation}, batch {args.batch_size}; run directory {root}", flush=True)
-    train.quiet_logs()
-    start = time.time()
-    train.train(str(root), ["sac.gin"], [
-        f"Runner.game = '{args.task}'", f"Runner.seed = {args.seed}",
-        f"Runner.num_iterations = {args.iterations}",
-        f"Runner.training_steps = {per_iteration}",
-        f"Runner.evaluation_episodes = {args.eval_episodes}",
+    bindings = [
         # The replay holds the whole run (frames once: ~21 KB per step).
         f"Runner.replay_capacity = {max(args.steps + 1000, args.batch_size)}",
-        f"BOTTLENECK = '{variant}'",
         f"SACAgent.min_replay_history = {args.min_replay_history}",
         f"SACAgent.augmentation = '{args.augmentation}'",
-        f"SACAgent.batch_size = {args.batch_size}",
-        f"Runner.progress_bar = {args.progress_bar}"])
-    wall = time.time() - start
-    records = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
+        f"SACAgent.batch_size = {args.batch_size}"]
+    records, wall = harness.train(root, "sac.gin", args, args.task, variant, args.iterations,
+                                  per_iteration, bindings)
     last = records[-1]
     results.append((variant, last, wall))
     print(f"  {variant}: evaluation return {last['eval_return']:.1f} (mean of "
           f"{len(last['eval_returns'])} episodes) after {last['env_steps']:,} agent steps, "
           f"{last['train_steps']:,} updates; wall time of this invocation {wall / 60:.1f} min "
           "(a resumed run counts only the part run now)", flush=True)
-    print("  per iteration: " + ", ".join(
-        f"{r['iteration']}: {r['eval_return']:.0f}" for r in records
-        if r.get("eval_return") is not None), flush=True)
+    print(harness.per_iteration(records, "eval_return"), flush=True)
   print(f"\nDrQ at 100k environment steps on cartpole-swingup: ~{DRQ_CARTPOLE_100K}")
   for variant, last, wall in results:
     print(f"| SAC + {variant} | {args.seed} | {last['env_steps']:,} | {last['eval_return']:.1f} | "
@@ -133,28 +113,19 @@ def speed(args):
   stock_train = tfa_common.function(agent.train)
   runs = {"tfgap SACAgent.update": lambda: float(agent.update(batch).loss),
           "stock SacAgent.train": lambda: float(stock_train(experience).loss)}
-  for fn in runs.values():  # Trace and warm up.
-    fn()
-  times = {name: [] for name in runs}
-  for _ in range(args.rounds):
-    for name, fn in runs.items():
-      start = time.perf_counter()
-      for _ in range(args.updates):
-        fn()
-      times[name].append(args.updates / (time.perf_counter() - start))
+  seconds = harness.interleaved(runs, args.rounds, calls=args.updates)
+  rates = {name: [1.0 / s for s in values] for name, values in seconds.items()}
   print(f"SAC update speed, bottleneck {args.bottleneck}, batch {b}, 84x84x9 frames, encoder "
         f"sac, heads (1024, 1024), jit_compile={agent.jit_compile}; {args.rounds} interleaved "
         f"rounds of {args.updates} updates, median updates/s:")
-  medians = {name: statistics.median(v) for name, v in times.items()}
+  medians = harness.medians(rates)
   for name, value in medians.items():
-    print(f"  {name}: {value:.3f} updates/s  (rounds: {', '.join(f'{x:.3f}' for x in times[name])})")
+    print(f"  {name}: {value:.3f} updates/s  (rounds: {', '.join(f'{x:.3f}' for x in rates[name])})")
   print(f"  ratio tfgap / stock: {medians['tfgap SACAgent.update'] / medians['stock SacAgent.train']:.2f}")
 
 
 def main(argv=None):
-  args = parse_args(sys.argv[1:] if argv is None else argv)
-  runtime.prepare_process()  # oneDNN on, as the training CLI runs.
-  print(describe_machine(), flush=True)
+  args = harness.start(parse_args, argv)
   if args.part == "learn":
     learn(args)
   else:

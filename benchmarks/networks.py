@@ -17,11 +17,11 @@ FLOPs: forward, per example, 2 x multiply-accumulates (tfgap.networks.accounting
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -31,6 +31,8 @@ from tfgap import networks  # noqa: E402
 from tfgap.compat import keras  # noqa: E402
 from tfgap.networks import accounting  # noqa: E402
 from tfgap.networks import pruning  # noqa: E402
+
+import harness  # noqa: E402  (benchmarks/harness.py)
 
 # One tf.function per network is intended; TF's retracing warning would only add noise.
 tf.get_logger().setLevel("ERROR")
@@ -69,24 +71,18 @@ def _train_step(net, batch, shape, num_actions):
 
 def run_group(encoder, scale, bottlenecks, shape, num_actions, batch, repeats, warmup):
   """Accounting and median step time of every bottleneck at one (encoder, scale)."""
-  rows, steps = [], []
-  for b in bottlenecks:
+  rows, steps = [], {}
+  for i, b in enumerate(bottlenecks):
     net = _build(encoder, scale, b, shape, num_actions)
     acc = accounting.account(net)
     rows.append({"encoder": encoder, "scale": scale, "bottleneck": b, "acc": acc,
-                 "psi_in": accounting.psi_input_weights(net), "times": []})
-    steps.append(_train_step(net, batch, shape, num_actions))
-  for step in steps:
-    for _ in range(warmup):
-      step().numpy()
-  for _ in range(repeats):
-    for row, step in zip(rows, steps):
-      start = time.perf_counter()
-      step().numpy()
-      row["times"].append(time.perf_counter() - start)
+                 "psi_in": accounting.psi_input_weights(net)})
+    step = _train_step(net, batch, shape, num_actions)
+    steps[i] = lambda step=step: step().numpy()
+  seconds = harness.medians(harness.interleaved(steps, repeats, warmup=warmup))
   base = None
-  for row in rows:
-    row["ms"] = 1000 * statistics.median(row["times"])
+  for i, row in enumerate(rows):
+    row["ms"] = 1000 * seconds[i]
     if row["bottleneck"] == "flatten":
       base = row["ms"]
   for row in rows:
@@ -143,10 +139,7 @@ def main(argv=None):
       rows.extend(group)
       print(f"# {encoder} x{scale:g}: {time.time() - start:.0f} s", file=sys.stderr, flush=True)
   table = format_rows(rows)
-  print(table)
-  if args.output:
-    with open(args.output, "w") as f:
-      f.write(table + "\n")
+  harness.emit(table, args.output)
   return 0
 
 

@@ -16,11 +16,10 @@ machine hit every method alike; compare ratios to dense, not absolute times acro
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -30,6 +29,8 @@ from tf_agents.trajectories import time_step as ts  # noqa: E402
 from tfgap import agents  # noqa: E402
 from tfgap import networks  # noqa: E402
 from tfgap.networks import sparse  # noqa: E402
+
+import harness  # noqa: E402  (benchmarks/harness.py)
 
 tf.get_logger().setLevel("ERROR")
 
@@ -72,16 +73,9 @@ def time_updates(updates, scope="psi"):
     rows[(method, "update")] = _agent(method, scope, False)
     if method not in ("dense", "static"):
       rows[(method, "topology")] = _agent(method, scope, True)
-  times = {key: [] for key in rows}
-  for agent in rows.values():  # Trace and warm up.
-    for _ in range(2):
-      agent.update(batch)[0].numpy()
-  for _ in range(updates):
-    for key, agent in rows.items():
-      start = time.perf_counter()
-      agent.update(batch)[0].numpy()
-      times[key].append(time.perf_counter() - start)
-  return {key: statistics.median(v) for key, v in times.items()}
+  updates_of = {key: (lambda agent=agent: agent.update(batch)[0].numpy())
+                for key, agent in rows.items()}
+  return harness.medians(harness.interleaved(updates_of, updates, warmup=2))
 
 
 def part_table():
@@ -122,10 +116,7 @@ def main(argv=None):
     topo_text = f"{topo * 1e3:.1f} | {topo / dense:.2f}x" if topo else "- | -"
     lines.append(f"| {method} | {update * 1e3:.1f} | {update / dense:.2f}x | {topo_text} |")
   text = "\n".join(lines) + "\n\n" + part_table()
-  print(text)
-  if args.output:
-    with open(args.output, "w") as f:
-      f.write(text + "\n")
+  harness.emit(text, args.output)
   return 0
 
 
