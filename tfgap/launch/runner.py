@@ -4,8 +4,9 @@
 `tfgap.launch.experiment.RunConfig`; the builders, agents and replay have their own names) and
 `run()` trains it. Each iteration runs `training_steps` agent steps (act, step the environment,
 store the transition, update every `update_period` steps once `min_replay_history` steps are
-stored), evaluates when due, appends a line to `metrics.jsonl`, exports the greedy policy and writes
-a checkpoint. Rerunning in the same `root_dir` resumes from the newest valid checkpoint.
+stored; acting in a thread beside the learner or inline: `Runner.acting`), evaluates when due,
+appends a line to `metrics.jsonl`, exports the greedy policy and writes a checkpoint. Rerunning
+in the same `root_dir` resumes from the newest valid checkpoint.
 """
 
 import dataclasses
@@ -21,6 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfgap import networks
+from tfgap.compat import keras
+from tfgap.launch import acting
 from tfgap.launch import checkpoints as checkpoints_lib
 from tfgap.launch import common
 from tfgap.launch import experiment
@@ -46,6 +49,16 @@ class PhaseStats:
   steps: int
   seconds: float
   truncated: int = 0  # Episodes cut by the env's step cap (their return is not a game's end).
+
+
+@dataclasses.dataclass
+class AgentStep:
+  """One agent step (over every environment) as the actor hands it to the learner."""
+  n: int  # Agent steps taken: one per environment.
+  env_steps: int  # The run's agent steps after this one.
+  epsilon: float  # The training epsilon it acted with (None for SAC).
+  updates: int  # Gradient updates it owes (update_period, min_replay_history).
+  episodes: list  # Stats of the episodes that ended at it (env.pop_episode_stats()).
 
 
 def _batched(time_step, batched):
@@ -89,8 +102,10 @@ class Runner:
   def _build(self):
     """(Re)builds environments, network, agent and replay with fresh variables."""
     config = self.config
-    tf.random.set_seed(config.seed)
-    np.random.seed(config.seed)
+    # TF's, numpy's and Python's global seeds, and Keras' seed generator: unseeded Keras
+    # initializers draw their seeds from it (from Python's `random` without it), so without
+    # this the same seed started from other weights in every process.
+    keras.utils.set_random_seed(config.seed)
     self._np_rng = np.random.default_rng(config.seed)
     self.experiment = experiment.build(config)
     self.suite, self.game = self.experiment.suite, self.experiment.game
@@ -98,6 +113,9 @@ class Runner:
     self.agent, self.replay = self.experiment.agent, self.experiment.replay
     self.network = self.agent.q_network
     self.agent_name = config.agent
+    self.acting = config.acting_mode
+    self._acting_lag = acting.lag(self.acting, self.agent.update_period,
+                                  self.env.num_envs if self.env.batched else 1)
     # SAC names its own state (temperature, its optimizer, update RNG); the DQN family this.
     items = getattr(self.agent, "checkpoint_items", None)
     self._tf_state = tf.train.Checkpoint(**(items() if items else dict(
@@ -170,12 +188,53 @@ class Runner:
     return written
 
   def _train_phase(self, bar):
-    """`training_steps` agent steps: act, step, store, update. Returns the phase's statistics."""
-    agent, budget = self.agent, self.config.training_steps
+    """`training_steps` agent steps: act, step, store, update. Returns the phase's statistics.
+
+    The agent's steps come from `_agent_steps`, run by the actor `Runner.acting` chose (this
+    thread, or an actor thread beside it); here the learner takes them in order and runs the
+    updates each one owes, then writes the summaries and moves the progress bar.
+    """
     stats = PhaseStats([], [], 0, 0.0)
-    since_update = since_summary = 0
+    since_summary = 0
     start = last_bar = time.perf_counter()
-    while stats.steps < budget:
+    agent_steps = self._agent_steps(self.config.training_steps)
+    with acting.actor(agent_steps, self.acting, self._acting_lag) as agent_steps:
+      for step in agent_steps:
+        stats.steps += step.n
+        since_summary += step.n
+        self._collect_episodes(stats, step.episodes, step.env_steps)
+
+        for _ in range(step.updates):
+          stats.losses.append(self._update(step.env_steps))
+
+        if since_summary >= self.config.summary_period:
+          since_summary = 0
+          self.summaries.scalars(step.env_steps, {
+              "epsilon": step.epsilon,
+              "steps_per_sec": stats.steps / max(time.perf_counter() - start, 1e-9),
+              "loss": stats.losses[-1] if stats.losses else None,
+              **{f"sac/{k}": float(v) for k, v in (self._update_parts or {}).items()}})
+        if bar is not None:
+          bar.update(step.n)
+          now = time.perf_counter()
+          if now - last_bar > 1.0:
+            last_bar = now
+            bar.set_postfix(steps_s=f"{stats.steps / (now - start):.0f}",
+                            ret=stats.returns[-1] if stats.returns else None,
+                            loss=f"{stats.losses[-1]:.4f}" if stats.losses else None,
+                            eps=None if step.epsilon is None else f"{step.epsilon:.3f}",
+                            refresh=False)
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+  def _agent_steps(self, budget):
+    """The actor: `budget` agent steps of act, step, store, each yielded as an `AgentStep`.
+
+    A step owes one update per `update_period` agent steps once learning has started, decided
+    right after its transition is stored; the learner runs exactly those.
+    """
+    agent, steps, since_update = self.agent, 0, 0
+    while steps < budget:
       epsilon = agent.epsilon_at(self.env_steps)
       action = self._act(self._time_step.observation, epsilon)
       self._time_step = _batched(self.env.step(action if self.env.batched else action[0]),
@@ -183,34 +242,13 @@ class Runner:
       self.replay.add_time_step(self._time_step, action)
       n = len(action)
       self.env_steps += n
-      stats.steps += n
+      steps += n
       since_update += n
-      since_summary += n
-      self._collect_episodes(stats)
-
+      updates = 0
       while since_update >= agent.update_period:
         since_update -= agent.update_period
-        if self._learning_started():
-          stats.losses.append(self._update())
-
-      if since_summary >= self.config.summary_period:
-        since_summary = 0
-        self.summaries.scalars(self.env_steps, {
-            "epsilon": epsilon,
-            "steps_per_sec": stats.steps / max(time.perf_counter() - start, 1e-9),
-            "loss": stats.losses[-1] if stats.losses else None,
-            **{f"sac/{k}": float(v) for k, v in (self._update_parts or {}).items()}})
-      if bar is not None:
-        bar.update(n)
-        now = time.perf_counter()
-        if now - last_bar > 1.0:
-          last_bar = now
-          bar.set_postfix(steps_s=f"{stats.steps / (now - start):.0f}",
-                          ret=stats.returns[-1] if stats.returns else None,
-                          loss=f"{stats.losses[-1]:.4f}" if stats.losses else None,
-                          eps=None if epsilon is None else f"{epsilon:.3f}", refresh=False)
-    stats.seconds = time.perf_counter() - start
-    return stats
+        updates += self._learning_started()
+      yield AgentStep(n, self.env_steps, epsilon, updates, self.env.pop_episode_stats())
 
   def _act(self, observation, epsilon):
     """Actions for a batch of observations (uniform during warm-up, no forward pass)."""
@@ -227,13 +265,17 @@ class Runner:
       return self._np_rng.integers(0, self.agent.num_actions, size=len(observation))
     return self.agent.act(observation, epsilon)
 
-  def _collect_episodes(self, stats):
-    episodes = self.env.pop_episode_stats()
+  def _collect_episodes(self, stats, episodes=None, env_steps=None):
+    """Counts ended episodes into `stats` and the summaries (default: the env's, popped now)."""
+    if episodes is None:
+      episodes = self.env.pop_episode_stats()
+    if env_steps is None:
+      env_steps = self.env_steps
     for episode in episodes:
       stats.returns.append(episode["return"])
       stats.truncated += bool(episode.get("truncated"))
     if episodes:  # Parallel envs may end several at one step: one point, their mean.
-      self.summaries.scalars(self.env_steps, {
+      self.summaries.scalars(env_steps, {
           "episode_return": float(np.mean([e["return"] for e in episodes])),
           "episode_length": float(np.mean([e["length"] for e in episodes]))})
 
@@ -241,8 +283,14 @@ class Runner:
     return (self.env_steps >= self.agent.min_replay_history and
             self.replay.num_sampleable >= self.agent.batch_size)
 
-  def _update(self):
-    """One gradient update on a replay batch; returns its loss (stops the run on NaN)."""
+  def _update(self, env_steps=None):
+    """One gradient update on a replay batch; returns its loss (stops the run on NaN).
+
+    Args:
+      env_steps: the agent steps the update is owed at (default: the run's count), which its
+        summaries and a NaN message name.
+    """
+    env_steps = self.env_steps if env_steps is None else env_steps
     batch = self._next_batch()
     result = self.agent.update(batch)
     loss, priorities = result
@@ -253,7 +301,7 @@ class Runner:
     finite = bool(getattr(result, "finite", True)) and math.isfinite(loss)
     if not finite:
       bad = result.nonfinite() if hasattr(result, "nonfinite") else ("loss",)
-      raise NaNLossError(self._nan_message(loss, bad))
+      raise NaNLossError(self._nan_message(loss, bad, env_steps))
     if self.replay.prioritized:
       self.replay.update_priorities(batch["indices"], priorities.numpy())
       # Beta anneals over the learner's updates, not over the batches drawn.
@@ -261,7 +309,7 @@ class Runner:
     period = self.config.dormant_period
     if period and int(self.agent.train_step_counter) % period == 0:
       metrics = self._dormant(batch["observation"])
-      self.summaries.scalars(self.env_steps, metrics)
+      self.summaries.scalars(env_steps, metrics)
     return loss
 
   def _next_batch(self):
@@ -330,6 +378,7 @@ class Runner:
         "bottleneck": getattr(net, "bottleneck_name", None),
         "width_scale": getattr(net, "width_scale", None),
         "precision": getattr(self.agent, "precision", None),
+        "acting": self.acting,
         "variant": self.config.variant,
         "train_return": records_lib.mean_or_none(train.returns),
         "train_episodes": len(train.returns),
@@ -382,7 +431,7 @@ class Runner:
     why = f" (bfloat16 {'native' if native else 'not native'} here: {reason})"
     jit = getattr(self.agent, "jit_compile", None)
     return (f"tfgap {self.agent_name} on {self.suite} {self.game}: precision {precision}{why}, "
-            f"update {'XLA' if jit else 'tf.function'}")
+            f"update {'XLA' if jit else 'tf.function'}, acting {self.acting}")
 
   def _print(self, bar, line):
     if bar is not None:
@@ -390,13 +439,14 @@ class Runner:
     else:
       print(line, flush=True)
 
-  def _nan_message(self, loss, bad=("loss",)):
+  def _nan_message(self, loss, bad=("loss",), env_steps=None):
     latest = self.checkpointer.latest()
     where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
     what = " and ".join(bad) if tuple(bad) != ("loss",) else "loss"
+    env_steps = self.env_steps if env_steps is None else env_steps
     return (f"{what} became non-finite (loss {loss}) at update "
             f"{int(self.agent.train_step_counter.numpy())} (env step "
-            f"{self.env_steps}, iteration {self.iteration}); training stopped and {where}. Lower "
+            f"{env_steps}, iteration {self.iteration}); training stopped and {where}. Lower "
             "the learning rate or check the rewards.")
 
   def _progress(self):
