@@ -23,6 +23,7 @@ import gin
 import numpy as np
 
 from tfgap import checks
+from tfgap.launch import acting as acting_lib
 from tfgap.launch import common
 
 
@@ -66,6 +67,11 @@ class RunConfig:
     export_policies: write a PolicySaver SavedModel per iteration.
     progress_bar: show a tqdm progress bar.
     prefetch_depth: replay batches a background thread samples ahead of the learner (0: inline).
+    acting: who acts and steps the environments during training (`tfgap.launch.acting`):
+      "inline" (the learner's thread, one step then its updates), "thread" (an actor thread
+      beside the learner, a bounded lag ahead of it), "lockstep" (the thread taking turns with
+      the learner: results equal "inline"'s, for tests) or "auto" (whichever pays:
+      `acting_mode`). Every mode runs exactly the configured updates per agent step.
     score: which return an iteration is scored by (metrics `score`, `score_source`): "train"
       (the mean raw return of the training episodes that ended in the iteration, as Dopamine's
       continuous_train schedule reports), "eval" (the evaluation mean), or "auto": "train" for
@@ -104,6 +110,7 @@ class RunConfig:
   export_policies: bool = True
   progress_bar: bool = True
   prefetch_depth: int = 2
+  acting: str = "auto"
   score: str = "auto"
   variant: Optional[str] = None
   loggers: Tuple[str, ...] = ()
@@ -127,6 +134,7 @@ class RunConfig:
     from tfgap import agents  # pylint: disable=g-import-not-at-top
     self._set("agent", checks.check_choice("Runner.agent", self.agent, sorted(agents.AGENTS)))
     self._set("score", checks.check_choice("Runner.score", self.score, ("auto",) + SCORES))
+    self._set("acting", acting_lib.check_mode(self.acting))
     if self.score == "eval" and not self.evaluates:
       checks.reject("Runner.score", self.score, "'train' or 'auto' for a run without evaluation "
                     "(set Runner.evaluation_steps or Runner.evaluation_episodes to evaluate)")
@@ -185,6 +193,11 @@ class RunConfig:
     if self.suite in CONTINUOUS_TRAIN_SUITES or not self.evaluates:
       return "train"
     return "eval"
+
+  @property
+  def acting_mode(self):
+    """"inline", "thread" or "lockstep": how this run acts (resolves "auto")."""
+    return acting_lib.resolve(self.acting, network_kind(self.agent))
 
   def replace(self, **changes):
     return dataclasses.replace(self, **changes)
