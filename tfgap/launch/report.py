@@ -75,6 +75,22 @@ def _write_csv(path, headers, rows):
   return path
 
 
+def aggregate_headers():
+  """CSV headers of `aggregate_cells`: each aggregate, its CI's low and high end."""
+  return [h for name in agg.AGGREGATES for h in (name, f"{name} low", f"{name} high")]
+
+
+def aggregate_cells(values):
+  """One configuration's {aggregate: interval} as (CSV cells, markdown cells).
+
+  The CSV cells are point, low and high per aggregate (`aggregate_headers`); the markdown cells
+  "point [low, high]" per aggregate, in `agg.AGGREGATES` order.
+  """
+  intervals = [values[name] for name in agg.AGGREGATES]
+  return ([x for v in intervals for x in (v.point, v.low, v.high)],
+          [f"{v.point:.3f} [{v.low:.3f}, {v.high:.3f}]" for v in intervals])
+
+
 def _config_cells(config):
   return [config.agent, config.encoder, config.bottleneck, config.width_scale]
 
@@ -179,21 +195,14 @@ def _aggregate_tables(w, matrices, reps, seed, normalization="human-normalised")
     return None
   counts = _counts(matrices)
   aggregates = agg.aggregate_scores(matrices.matrices, reps=reps, seed=seed)
-  headers = ["agent", "encoder", "bottleneck", "width_scale", "runs_per_game", "games"]
-  for name in agg.AGGREGATES:
-    headers += [name, f"{name} low", f"{name} high"]
+  headers = ["agent", "encoder", "bottleneck", "width_scale", "runs_per_game",
+             "games"] + aggregate_headers()
   rows, md_rows = [], []
   for label, values in aggregates.items():
-    config = matrices.configs[label]
     n_runs, n_games = matrices.matrices[label].shape
-    row = _config_cells(config) + [n_runs, n_games]
-    md = [label, n_runs, n_games]
-    for name in agg.AGGREGATES:
-      v = values[name]
-      row += [v.point, v.low, v.high]
-      md.append(f"{v.point:.3f} [{v.low:.3f}, {v.high:.3f}]")
-    rows.append(row)
-    md_rows.append(md)
+    csv_cells, md_cells = aggregate_cells(values)
+    rows.append(_config_cells(matrices.configs[label]) + [n_runs, n_games] + csv_cells)
+    md_rows.append([label, n_runs, n_games] + md_cells)
   w.csv("aggregates.csv", headers, rows)
   w.add(_md_table(["configuration", "runs/game", "games"] + list(agg.AGGREGATES), md_rows) +
         "\n\nCSV: `aggregates.csv`. Games per configuration: " + "; ".join(

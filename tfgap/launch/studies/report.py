@@ -193,21 +193,15 @@ def _normalisation_text(plan, refs):
 def _aggregate_sections(w, variants, matrices, aggregates, reps):
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   axes = list(variants.axes)
-  headers = ["variant"] + axes + [variants.x_name + "_value", "runs_per_game", "games"]
-  for name in agg.AGGREGATES:
-    headers += [name, f"{name} low", f"{name} high"]
+  headers = (["variant"] + axes + [variants.x_name + "_value", "runs_per_game", "games"] +
+             report_lib.aggregate_headers())
   rows, md_rows = [], []
   for variant, values in aggregates.items():
     matrix, games = matrices[variant]
-    row = [variant] + [variants.label(variant, a) for a in axes] + [
-        variants.x(variant), matrix.shape[0], " ".join(games)]
-    md = [variant, matrix.shape[0], len(games)]
-    for name in agg.AGGREGATES:
-      v = values[name]
-      row += [v.point, v.low, v.high]
-      md.append(f"{v.point:.3f} [{v.low:.3f}, {v.high:.3f}]")
-    rows.append(row)
-    md_rows.append(md)
+    csv_cells, md_cells = report_lib.aggregate_cells(values)
+    rows.append([variant] + [variants.label(variant, a) for a in axes] + [
+        variants.x(variant), matrix.shape[0], " ".join(games)] + csv_cells)
+    md_rows.append([variant, matrix.shape[0], len(games)] + md_cells)
   w.csv("aggregates.csv", headers, rows)
   w.add(f"## Aggregates (normalised, 95% stratified-bootstrap CIs, {reps} reps)\n\n" +
         _md_table(["variant", "runs/game", "games"] + list(agg.AGGREGATES), md_rows) +
