@@ -19,6 +19,13 @@ bottleneck (both feature layers, both critics, the actor). `actor_network()` and
 `critic_network(i)` are TF-Agents views on the same layers (no variables of their own) for
 TF-Agents' SacAgent, ActorPolicy and PolicySaver; `part_networks()` gives per-network views for
 accounting (phi / bottleneck / psi of the critic and of the actor).
+
+Precision (`precision=`, as the Q-networks'): under "mixed_bfloat16" the convolutions and every
+dense layer (bottleneck, feature layers, critics, actor) compute in bfloat16 while the variables
+stay float32. The network hands float32 across its boundaries: the encoder's feature map, the
+shared features, Q1/Q2 and the actor's (loc, log_std), so the Gaussian log-probs, the tanh
+squashing and everything the agent computes from them (targets, temperature, Polyak averaging)
+run in float32. LayerNorm normalises in float32 (Keras casts its bfloat16 input).
 """
 
 import numpy as np
@@ -73,17 +80,20 @@ class SACEncoder(encoders_lib.ConvStackEncoder):
     return _orthogonal()
 
 
-def make_sac_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2):
-  """"sac" (Dopamine's SAC conv stack) or any `tfgap.networks.make_encoder` name."""
+def make_sac_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,
+                     dtype=None):
+  """"sac" (Dopamine's SAC conv stack) or any `tfgap.networks.make_encoder` name; `dtype` is the
+  Keras dtype policy of its layers (None: float32)."""
   name = common.check_name("encoder", name, SAC_ENCODERS)
   if name == "sac":
     if num_stacks != 3 or blocks_per_stack != 2:
       raise ValueError(
           f"num_stacks={num_stacks!r} / blocks_per_stack={blocks_per_stack!r} apply to the impala "
           "encoder only; the sac encoder has a fixed depth (accepted: the defaults 3 and 2).")
-    return SACEncoder(width_scale=width_scale, padding=padding)
+    return SACEncoder(width_scale=width_scale, padding=padding, dtype=dtype)
   return encoders_lib.make_encoder(name, width_scale=width_scale, padding=padding,
-                                   num_stacks=num_stacks, blocks_per_stack=blocks_per_stack)
+                                   num_stacks=num_stacks, blocks_per_stack=blocks_per_stack,
+                                   dtype=dtype)
 
 
 class FeatureLayer(common.Layer):
@@ -92,8 +102,12 @@ class FeatureLayer(common.Layer):
   def __init__(self, dim=FEATURE_DIM, name="feature", **kwargs):
     super().__init__(name=name, **kwargs)
     self.dim = common.check_positive("feature_dim", dim, integer=True)
-    self.dense = keras.layers.Dense(self.dim, kernel_initializer=_orthogonal(), name="dense")
-    self.norm = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm")
+    # Its own dtype policy: the Dense computes in bfloat16 under mixed_bfloat16; LayerNorm
+    # computes its statistics in float32 either way and returns its input's dtype.
+    self.dense = keras.layers.Dense(self.dim, kernel_initializer=_orthogonal(), name="dense",
+                                    dtype=common.sublayer_dtype(self))
+    self.norm = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm",
+                                                dtype=common.sublayer_dtype(self))
 
   def build(self, input_shape):
     d = int(tf.TensorShape(input_shape)[-1])
@@ -118,6 +132,10 @@ class FeatureLayer(common.Layer):
     config = super().get_config()
     config.update(dim=self.dim)
     return config
+
+
+def _float32(tensor):
+  return tf.cast(tensor, tf.float32)
 
 
 def _check_action_spec(action_spec):
@@ -153,7 +171,8 @@ class PixelSACNetwork(network.Network):
   def __init__(self, input_tensor_spec, action_spec, encoder="sac", width_scale=1.0,
                padding="SAME", num_stacks=3, blocks_per_stack=2, bottleneck="flatten",
                bottleneck_kwargs=None, feature_dim=FEATURE_DIM, head_units=SAC_HEAD_UNITS,
-               head_scale=1.0, log_std_bounds=None, name="PixelSACNetwork"):
+               head_scale=1.0, log_std_bounds=None, precision="float32",
+               name="PixelSACNetwork"):
     """Creates the network (see `build_sac_network`)."""
     builders.check_observation_spec(input_tensor_spec)
     action = _check_action_spec(action_spec)
@@ -170,6 +189,9 @@ class PixelSACNetwork(network.Network):
     units = builders.resolve_head_units(head_units, bottleneck, head_scale, kind="mlp")
     if not units:
       checks.reject("head_units", head_units, "at least one hidden layer")
+    # Resolved once ("auto" -> this machine's choice); every layer gets the policy explicitly.
+    self.precision = common.resolve_precision(precision)
+    dtype = common.dtype_policy(self.precision)
     super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
     self.encoder_name = common.check_name("encoder", encoder, SAC_ENCODERS)
     self.bottleneck_name = cls.bottleneck_name
@@ -183,29 +205,33 @@ class PixelSACNetwork(network.Network):
     self._action_mean = (low + high) / 2.0
     self._action_magnitude = (high - low) / 2.0
     self._encoder = make_sac_encoder(self.encoder_name, width_scale=width_scale, padding=padding,
-                                     num_stacks=num_stacks, blocks_per_stack=blocks_per_stack)
-    self._bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name,
+                                     num_stacks=num_stacks, blocks_per_stack=blocks_per_stack,
+                                     dtype=dtype)
+    self._bottleneck = bottlenecks_lib.make_bottleneck(self.bottleneck_name, dtype=dtype,
                                                        **dict(bottleneck_kwargs or {}))
     obs_shape = input_tensor_spec.shape.as_list()
     self._feature_shape = tuple(self._encoder.output_shape_for(obs_shape))
     _, (self.bottleneck_dim,) = self._bottleneck.layer_costs(self._feature_shape)
-    self.critic_feature = FeatureLayer(feature_dim, name="critic_feature")
-    self.actor_feature = FeatureLayer(feature_dim, name="actor_feature")
-    self.critic_heads = [heads_lib.DenseHead(units, num_actions=1, name=f"critic{i + 1}")
-                         for i in range(2)]
-    self.actor_head = heads_lib.DenseHead(units, num_actions=2 * self.action_dim, name="actor")
+    self.critic_feature = FeatureLayer(feature_dim, name="critic_feature", dtype=dtype)
+    self.actor_feature = FeatureLayer(feature_dim, name="actor_feature", dtype=dtype)
+    self.critic_heads = [heads_lib.DenseHead(units, num_actions=1, name=f"critic{i + 1}",
+                                             dtype=dtype) for i in range(2)]
+    self.actor_head = heads_lib.DenseHead(units, num_actions=2 * self.action_dim, name="actor",
+                                          dtype=dtype)
     self.head_units = units
     self.feature_dim = self.critic_feature.dim
 
   # ---------------------------------------------------------------- the pieces the agent uses
 
   def encode(self, observation, training=False):
-    """The last encoder feature map A `[B, H', W', C']` (float, after the final ReLU)."""
-    return self._encoder(observation, training=training)
+    """The last encoder feature map A `[B, H', W', C']` (float32, after the final ReLU)."""
+    return tf.cast(self._encoder(observation, training=training), tf.float32)
 
   def features(self, observation, training=False):
-    """The shared representation: the bottleneck's output `[B, D]` (critic-trained)."""
-    return self._bottleneck(self.encode(observation, training=training), training=training)
+    """The shared representation: the bottleneck's output `[B, D]` (critic-trained, float32)."""
+    # The feature map goes to the bottleneck in its compute dtype (no float32 round trip).
+    a = self._encoder(observation, training=training)
+    return tf.cast(self._bottleneck(a, training=training), tf.float32)
 
   def critic_values(self, features, action, training=False):
     """(Q1, Q2), each `[B]`, from shared features and actions `[B, action_dim]`."""
@@ -216,14 +242,17 @@ class PixelSACNetwork(network.Network):
     """(Q1, Q2) from the critic's feature layer output (lets the actor loss reuse it)."""
     action = tf.reshape(tf.cast(action, critic_z.dtype), [-1, self.action_dim])
     x = tf.concat([critic_z, action], axis=-1)
-    return tuple(head(x, training=training)[:, 0] for head in self.critic_heads)
+    # float32 Q-values in every precision: the targets and losses are computed in float32.
+    return tuple(tf.cast(head(x, training=training)[:, 0], tf.float32)
+                 for head in self.critic_heads)
 
   def actor_params(self, features, training=False):
     """(loc, log_std), each `[B, action_dim]`, of the pre-tanh Gaussian. The actor reads the
     shared features through stop_gradient: only the critic trains the encoder (Dopamine's
     SACEncoderNetwork `actor_z`)."""
     z = self.actor_feature(tf.stop_gradient(features), training=training)
-    out = self.actor_head(z, training=training)
+    # float32 in every precision: log-probs, squashing and the temperature read these.
+    out = tf.cast(self.actor_head(z, training=training), tf.float32)
     loc, log_std = tf.split(out, 2, axis=-1)
     if self.log_std_bounds is not None:
       log_std = tf.clip_by_value(log_std, *self.log_std_bounds)
@@ -266,7 +295,7 @@ class PixelSACNetwork(network.Network):
     return tf.minimum(q1, q2)
 
   def activations(self, observation, training=False):
-    """[(group, layer_name, post-activation tensor)] for every layer with neurons.
+    """[(group, layer_name, post-activation tensor)] for every layer with neurons (float32).
 
     phi: every conv; bottleneck: its own neurons (SoftMoE experts, tokenize MLP); psi: both
     feature layers (after tanh) and the hidden layers of both critics (at the actor's mean
@@ -275,21 +304,21 @@ class PixelSACNetwork(network.Network):
     self.create_variables()
     acts = []
     a, enc = self._encoder.call_with_activations(observation, training=training)
-    acts.extend(("phi", name, t) for name, t in enc)
+    acts.extend(("phi", name, _float32(t)) for name, t in enc)
     feats, bott = self._bottleneck.call_with_activations(a, training=training)
-    acts.extend(("bottleneck", name, t) for name, t in bott)
+    acts.extend(("bottleneck", name, _float32(t)) for name, t in bott)
     actor_z = self.actor_feature(feats, training=training)
-    acts.append(("psi", "actor_feature", actor_z))
+    acts.append(("psi", "actor_feature", _float32(actor_z)))
     out, hidden = self.actor_head.call_with_activations(actor_z, training=training)
-    acts.extend(("psi", f"actor_{name}", t) for name, t in hidden)
-    loc, _ = tf.split(out, 2, axis=-1)
+    acts.extend(("psi", f"actor_{name}", _float32(t)) for name, t in hidden)
+    loc, _ = tf.split(_float32(out), 2, axis=-1)
     critic_z = self.critic_feature(feats, training=training)
-    acts.append(("psi", "critic_feature", critic_z))
-    action = self.squash(loc)
+    acts.append(("psi", "critic_feature", _float32(critic_z)))
+    action = tf.cast(self.squash(loc), critic_z.dtype)
     x = tf.concat([critic_z, action], axis=-1)
     for head in self.critic_heads:
       _, hidden = head.call_with_activations(x, training=training)
-      acts.extend(("psi", f"{head.name}_{name}", t) for name, t in hidden)
+      acts.extend(("psi", f"{head.name}_{name}", _float32(t)) for name, t in hidden)
     return acts
 
   def parts(self):
@@ -433,7 +462,7 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
                       bottleneck="flatten", bottleneck_kwargs=None, feature_dim=FEATURE_DIM,
                       head_units=SAC_HEAD_UNITS, padding="SAME", num_stacks=3,
                       blocks_per_stack=2, head_scale=1.0, log_std_bounds=None,
-                      name="PixelSACNetwork"):
+                      precision="float32", name="PixelSACNetwork"):
   """SACAgent's network: a shared encoder + bottleneck, twin critics and a tanh-Gaussian actor.
 
   Defaults are Dopamine's SAC from pixels (dopamine/labs/sac_from_pixels/: `SACEncoderNetwork`,
@@ -454,6 +483,10 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
     head_scale: positive multiplier of head_units.
     log_std_bounds: None (Dopamine: std = exp(raw), unclipped) or (low, high) to clip the
       actor's log-std (TF-Agents clips to (-20, 2)).
+    precision: "float32", "mixed_bfloat16" (convolutions and dense layers compute in bfloat16;
+      variables, Q-values, the actor's Gaussian parameters and everything computed from them
+      stay float32) or "auto" (mixed_bfloat16 where the hardware runs bfloat16 natively:
+      `tfgap.networks.common.bfloat16_support`). `net.precision` is the choice.
     name: network name.
 
   Returns:
@@ -464,7 +497,7 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
                          blocks_per_stack=blocks_per_stack, bottleneck=bottleneck,
                          bottleneck_kwargs=bottleneck_kwargs, feature_dim=feature_dim,
                          head_units=head_units, head_scale=head_scale,
-                         log_std_bounds=log_std_bounds, name=name)
+                         log_std_bounds=log_std_bounds, precision=precision, name=name)
 
 
 __all__ = ["SACEncoder", "FeatureLayer", "PixelSACNetwork", "SACActorNetwork",
