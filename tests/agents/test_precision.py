@@ -109,6 +109,39 @@ def test_layers_compute_in_bfloat16_variables_float32():
   assert all(t.dtype == tf.float32 for _, _, t in net.activations(make_batch()["observation"]))
 
 
+@pytest.mark.parametrize("bottleneck, kwargs", [
+    ("softmoe", {"num_experts": 2, "expert_hidden": 16}),
+    ("softmoe", {"num_experts": 2, "expert_hidden": 16, "noisy": True}),
+    ("tokenize", {"hidden_units": 16}),
+])
+def test_token_bottleneck_activations_match_float32(bottleneck, kwargs):
+  """activations() (dormant neurons) runs outside Keras' autocast: a bfloat16 SoftMoE must cast
+  its own variables, and its expert activations follow the float32 network's."""
+  from tfgap.analysis import dormant  # pylint: disable=g-import-not-at-top
+  tss, act = specs()
+  nets = []
+  for precision in ("float32", "mixed_bfloat16"):
+    net = networks.build_q_network(tss.observation, act, encoder="nature", bottleneck=bottleneck,
+                                   bottleneck_kwargs=kwargs, precision=precision)
+    net.create_variables()
+    nets.append(net)
+  for source, target in zip(nets[0].variables, nets[1].variables):
+    target.assign(source)
+  networks.set_noise(nets[0], False)
+  networks.set_noise(nets[1], False)
+  obs = make_batch()["observation"]
+  f32 = {(group, name): t.numpy() for group, name, t in nets[0].activations(obs)}
+  bf16 = {(group, name): t for group, name, t in nets[1].activations(obs)}
+  assert f32.keys() == bf16.keys() and any(group == "bottleneck" for group, _ in f32)
+  for name, value in f32.items():
+    assert bf16[name].dtype == tf.float32, name
+    scale = max(1e-6, float(np.abs(value).max()))
+    np.testing.assert_allclose(bf16[name].numpy(), value, atol=0.05 * scale, err_msg=name)
+  report = dormant.dormant_fractions(nets[1], obs)
+  fraction = report.group_fraction("bottleneck", report.taus[0])
+  assert fraction is not None and 0.0 <= fraction <= 1.0
+
+
 def test_pruned_layers_stay_float32():
   tss, act = specs()
   net = networks.build_q_network(tss.observation, act, bottleneck="pruned",

@@ -440,10 +440,13 @@ class SoftMoE(_TokenBottleneck):
 
   def routing(self, tokens):
     """Returns (dispatch, combine) weights `[B, m, n, p]` for tokens `[B, m, d]`."""
-    x, router = tokens, self.router
+    # Explicit casts: `call_with_activations` runs outside Keras' __call__ and its autocast, so
+    # a mixed_bfloat16 layer would otherwise read its float32 variables as they are.
+    x, router = tokens, tf.cast(self.router, tokens.dtype)
     if self.normalize:
       x = tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)
-      router = self.router_scale * tf.math.l2_normalize(router, axis=0, epsilon=1e-12)
+      router = tf.cast(self.router_scale, tokens.dtype) * tf.math.l2_normalize(
+          router, axis=0, epsilon=1e-12)
     # Softmaxes in float32 (no-ops in a float32 network), weights back in the tokens' dtype.
     logits = tf.cast(tf.einsum("bmd,dnp->bmnp", x, router), tf.float32)
     dispatch = tf.nn.softmax(logits, axis=1)
@@ -455,8 +458,11 @@ class SoftMoE(_TokenBottleneck):
   def mix_tokens(self, tokens, return_hidden=False):
     """The mixture on tokens `[B, m, d]` -> output tokens `[B, m, d]` (and expert activations)."""
     dispatch, combine = self.routing(tokens)
+    dtype = tokens.dtype
+    w_in, b_in, w_out, b_out = (tf.cast(v, dtype) for v in (self.w_in, self.b_in, self.w_out,
+                                                            self.b_out))
     slots = tf.einsum("bmnp,bmd->bnpd", dispatch, tokens)
-    pre = tf.einsum("bnpd,ndh->bnph", slots, self.w_in) + self.b_in[:, None, :]
+    pre = tf.einsum("bnpd,ndh->bnph", slots, w_in) + b_in[:, None, :]
     if self.noisy:
       # Factorised noise as NoisyDense: (x * f(e_in)) W_sigma * f(e_out) + b_sigma * f(e_out).
       groups = None if self.noise_groups == 1 else self.noise_groups
@@ -467,10 +473,10 @@ class SoftMoE(_TokenBottleneck):
         rows = tf.shape(slots)[0]
         e_in = common.per_row_noise(e_in, rows)[:, None, None, :]
         e_out = common.per_row_noise(e_out, rows)[:, None, None, :]
-      pre += (tf.einsum("bnpd,ndh->bnph", slots * e_in, self.w_in_sigma)
-              + self.b_in_sigma[:, None, :]) * e_out
+      pre += (tf.einsum("bnpd,ndh->bnph", slots * e_in, tf.cast(self.w_in_sigma, dtype))
+              + tf.cast(self.b_in_sigma, dtype)[:, None, :]) * e_out
     hidden = tf.nn.relu(pre)
-    out = tf.einsum("bnph,nhd->bnpd", hidden, self.w_out) + self.b_out[:, None, :]
+    out = tf.einsum("bnph,nhd->bnpd", hidden, w_out) + b_out[:, None, :]
     mixed = tf.einsum("bnpd,bmnp->bmd", out, combine)
     return (mixed, hidden) if return_hidden else mixed
 
