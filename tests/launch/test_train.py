@@ -322,6 +322,52 @@ def test_batched_envs_and_evaluation_by_steps_finish_running_episodes(tmp_path):
   assert all(0.0 <= r <= 10.0 for r in record["eval_returns"])
 
 
+class _UnevenEvalEnv:
+  """Three evaluation envs: env 0 ends an episode (return 1) every step, envs 1 and 2 every
+  fifth step (return 10). Observations are the real env's, so the agent can act on them."""
+
+  batched, num_envs = True, 3
+
+  def __init__(self, observation):
+    self._observation = observation
+    self._t = 0
+    self._ended = []
+
+  def reset(self):
+    return self._observation
+
+  def step(self, action):
+    assert len(action) == 3
+    self._t += 1
+    self._ended.append({"env_id": 0, "return": 1.0, "length": 1})
+    if self._t % 5 == 0:
+      self._ended += [{"env_id": i, "return": 10.0, "length": 5} for i in (1, 2)]
+    return self._observation
+
+  def pop_episode_stats(self):
+    ended, self._ended = self._ended, []
+    return ended
+
+
+def test_evaluation_episodes_are_split_over_envs_not_first_to_finish(tmp_path):
+  from tfgap.launch import runner as runner_lib  # pylint: disable=g-import-not-at-top
+  assert runner_lib._episode_quotas(4, 3).tolist() == [2, 1, 1]  # pylint: disable=protected-access
+  assert runner_lib._episode_quotas(100, 1).tolist() == [100]  # pylint: disable=protected-access
+  assert runner_lib._episode_quotas(None, 3) is None  # pylint: disable=protected-access
+  runner = make_runner(tmp_path / "run", ["Runner.num_iterations = 1"])
+  real = runner.eval_env.reset()
+  frames = np.asarray(real.observation)
+  frames = frames if runner.eval_env.batched else frames[None]
+  observation = real._replace(observation=np.repeat(frames[:1], 3, axis=0))
+  runner.eval_env = _UnevenEvalEnv(observation)
+  runner.config = runner.config.replace(evaluation_episodes=4)
+  stats = runner._eval_phase()  # pylint: disable=protected-access
+  # Env 0's first two episodes and the first of envs 1 and 2; the first four episodes to end
+  # would all be env 0's short ones (mean 1.0).
+  assert sorted(stats.returns) == [1.0, 1.0, 10.0, 10.0]
+  assert stats.steps == 5 * 3
+
+
 @pytest.mark.parametrize("depth", [0, 2])
 def test_updates_draw_prefetched_batches_and_the_thread_stops_before_checkpoints(tmp_path, depth):
   runner = make_runner(tmp_path / "run", [f"Runner.prefetch_depth = {depth}"])

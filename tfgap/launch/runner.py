@@ -68,6 +68,14 @@ def _batched(time_step, batched):
   return tf.nest.map_structure(lambda x: np.asarray(x)[None], time_step)
 
 
+def _episode_quotas(episodes, num_envs):
+  """Episodes each of `num_envs` evaluation envs contributes to `episodes` (None: step budget)."""
+  if episodes is None:
+    return None
+  base, extra = divmod(int(episodes), num_envs)
+  return np.array([base + (i < extra) for i in range(num_envs)], dtype=np.int64)
+
+
 class Runner:
   """Builds a run (through `tfgap.launch.experiment`) and trains it.
 
@@ -334,8 +342,12 @@ class Runner:
       env.pop_episode_stats()
       time_step = _batched(env.reset(), env.batched)
       returns, steps, truncated = [], 0, 0
+      num_envs = env.num_envs if env.batched else 1
       # After the step budget, only episodes already running may finish (Dopamine semantics).
-      finished_after_budget = np.zeros(env.num_envs if env.batched else 1, bool)
+      finished_after_budget = np.zeros(num_envs, bool)
+      # A fixed episode count is split into per-env quotas, each env giving its first episodes:
+      # taking the first N episodes to end over all envs would favour short episodes.
+      quota = _episode_quotas(config.evaluation_episodes, num_envs)
       start = time.perf_counter()
       continuous = getattr(agent, "continuous_actions", False)
       while True:
@@ -347,14 +359,20 @@ class Runner:
         budget_reached = (config.evaluation_episodes is None and
                           steps >= config.evaluation_steps)
         for episode in env.pop_episode_stats():
-          if not finished_after_budget[episode["env_id"]]:
+          env_id = episode["env_id"]
+          if quota is not None:
+            if quota[env_id] > 0:
+              quota[env_id] -= 1
+              returns.append(episode["return"])
+              truncated += bool(episode.get("truncated"))
+            continue
+          if not finished_after_budget[env_id]:
             returns.append(episode["return"])
             truncated += bool(episode.get("truncated"))
           if budget_reached:
-            finished_after_budget[episode["env_id"]] = True
-        if config.evaluation_episodes is not None:
-          if len(returns) >= config.evaluation_episodes:
-            returns = returns[:config.evaluation_episodes]
+            finished_after_budget[env_id] = True
+        if quota is not None:
+          if not quota.any():
             break
         elif budget_reached and finished_after_budget.all():
           break
