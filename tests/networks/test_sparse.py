@@ -41,7 +41,8 @@ def _reference(weight, mask, score, fraction):
   """numpy RigL/SET: keep the largest live |w|, grow the top scores among the rest."""
   w, m, s = weight.ravel(), mask.ravel() > 0.5, score.ravel()
   n_live = int(m.sum())
-  n_keep = max(1, int(np.round(n_live * (1.0 - fraction))))
+  # The count in float32, as the layer computes it (half-way cases round alike).
+  n_keep = max(1, int(np.round(np.float32(n_live) * (np.float32(1) - np.float32(fraction)))))
   live_idx = np.flatnonzero(m)
   kept = live_idx[np.argsort(-np.abs(w[live_idx]), kind="stable")[:n_keep]]
   rest = np.setdiff1d(np.arange(w.size), kept)
@@ -90,6 +91,46 @@ def test_drop_and_grow_matches_numpy(method):
     np.testing.assert_array_equal(wn[kept], w0.ravel()[kept])
     total_activated += int(activated.sum())
   assert total_activated > 0  # ERK leaves small layers dense: they only regrow what they drop.
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_drop_and_grow_function_matches_numpy_on_small_kernels(ties):
+  """Both selections (drop by |w|, grow by score) against the stable-sort reference, ties too."""
+  rng = np.random.default_rng(5)
+  fn = tf.function(sparse.drop_and_grow, jit_compile=True)
+  for _ in range(25):
+    size = int(rng.choice([7, 64]))  # Two shapes: two XLA compilations.
+    mask = np.zeros(size, np.float32)
+    mask[rng.permutation(size)[:rng.integers(1, size + 1)]] = 1.0
+    if ties:  # Few distinct magnitudes and scores; dead entries hold 0 and score like live ones.
+      weight = rng.integers(-2, 3, size).astype(np.float32) * mask
+      score = rng.integers(0, 3, size).astype(np.float32)
+    else:
+      weight = rng.normal(size=size).astype(np.float32) * mask
+      score = rng.random(size).astype(np.float32)
+    fraction = float(rng.choice([0.0, 0.1, 0.3, 0.5, 1.0]))
+    new, activated = fn(tf.constant(weight), tf.constant(mask), tf.constant(score),
+                        tf.constant(fraction))
+    ref, kept, grown = _reference(weight, mask, score, fraction)
+    np.testing.assert_array_equal(new.numpy() > 0.5, ref)
+    np.testing.assert_array_equal(activated.numpy(), ref & (mask == 0))
+    assert new.numpy().sum() == mask.sum() == len(kept) + len(grown)  # Sparsity kept exactly.
+
+
+def test_select_top_is_the_stable_descending_sort_prefix():
+  rng = np.random.default_rng(7)
+  for trial in range(60):
+    size = int(rng.integers(1, 200))
+    values = [rng.random(size), rng.integers(0, 3, size), np.full(size, np.inf),
+              np.abs(rng.normal(size=size)) * 1e-42][trial % 4]  # Last: subnormals.
+    scores = values.astype(np.float32)
+    candidates = rng.random(size) < 0.6
+    k = int(rng.integers(0, candidates.sum() + 1))
+    got = sparse.select_top(tf.constant(scores), k, tf.constant(candidates)).numpy()
+    idx = np.flatnonzero(candidates)
+    expected = np.zeros(size, bool)
+    expected[idx[np.argsort(-scores[idx], kind="stable")[:k]]] = True
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_sparsity_equals_target_after_each_update_and_static_never_changes():
@@ -147,6 +188,63 @@ def test_compiled_update_keeps_masks(method):
     grown = (m.numpy() > 0) & (masks3[0] == 0)
     slot = agent.optimizer.get_slot(w, "m").numpy()
     assert grown.any() and np.all(slot[grown] == 0)
+
+
+def test_dead_entries_stay_zero_under_adam_with_one_masking_pass():
+  rng = np.random.default_rng(6)
+  net = _net(method="static", sparsity=0.8, distribution="uniform")
+  agent = _agent(net)
+  layer, pairs = _state(net)
+  for _ in range(3):
+    assert agent.update(_batch(rng)).finite
+  for w, m in pairs:
+    dead = m.numpy() == 0
+    assert dead.any() and np.all(w.numpy()[dead] == 0)
+    # Adam holds moments for the dead entries (their gradients are dense): its step moves them,
+    # the hook's pass after the step puts the zeros back.
+    assert np.any(agent.optimizer.get_slot(w, "m").numpy()[dead] != 0)
+  # The forward pass reads the kernels as they are; the hook is the only masking pass.
+  w, m = pairs[0]
+  where = tuple(np.argwhere(m.numpy() == 0)[0])
+  value = w.numpy()
+  value[where] = 1.0
+  w.assign(value)
+  net(_batch(rng)["observation"], training=True)
+  assert w.numpy()[where] == 1.0
+  layer.after_gradient_step(None, None, tf.constant(1, tf.int64))
+  assert w.numpy()[where] == 0.0
+
+
+def _experience(rng, n=4):
+  """A [n, 2] trajectory batch for TF-Agents' `train` (1-step DQN)."""
+  from tf_agents.trajectories import trajectory  # pylint: disable=g-import-not-at-top
+  mid = np.full((n, 2), int(ts.StepType.MID), np.int32)
+  return trajectory.Trajectory(
+      step_type=tf.constant(mid),
+      observation=tf.constant(rng.integers(0, 256, (n, 2, 36, 36, 2)).astype(np.uint8)),
+      action=tf.constant(rng.integers(0, 4, (n, 2)).astype(np.int64)), policy_info=(),
+      next_step_type=tf.constant(mid),
+      reward=tf.constant(rng.normal(size=(n, 2)).astype(np.float32)),
+      discount=tf.constant(np.ones((n, 2), np.float32)))
+
+
+@pytest.mark.parametrize("method", ["static", "set", "rigl"])
+def test_tf_agents_train_runs_the_hook(method):
+  rng = np.random.default_rng(8)
+  net = _net(method=method, sparsity=0.8, distribution="uniform", update_freq=2, end_step=100)
+  agent = _agent(net, target_update_period=4)  # Target refresh every update.
+  layer, pairs = _state(net)
+  if method == "rigl":  # Its gradients stay inside TF-Agents' step.
+    with pytest.raises(ValueError, match="no gradient"):
+      agent.train(_experience(rng))
+    return
+  masks0 = [m.numpy().copy() for _, m in pairs]
+  for _ in range(2):
+    agent.train(_experience(rng))
+  for w, m in pairs + _state(agent.target_q_network)[1]:
+    assert np.all(w.numpy()[m.numpy() == 0] == 0)
+  changed = any(not np.array_equal(a, m.numpy()) for a, (_, m) in zip(masks0, pairs))
+  assert changed == (method == "set")  # Step 2: SET's topology update.
 
 
 def test_erk_densities_equal_formula():

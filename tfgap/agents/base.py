@@ -29,6 +29,7 @@ from tfgap.agents import schedules
 from tfgap.networks import common as networks_common
 from tfgap.networks import heads as heads_lib
 from tfgap.networks import pruning as pruning_lib
+from tfgap.networks import sparse as sparse_lib
 
 BATCH_KEYS = ("observation", "action", "reward", "discount", "next_observation", "weights")
 
@@ -428,13 +429,25 @@ class CompiledUpdateMixin:
     topology (RigL reads the dense gradients). Nothing else happens here for dense networks.
 
     Args:
-      grads: the gradients just applied (after clipping), one per `variables` entry.
-      variables: the online network's trainable variables.
+      grads: the gradients just applied (after clipping), one per `variables` entry; None
+        from TF-Agents' `train` (`_train`).
+      variables: the online network's trainable variables (None with `grads`).
       step: the update count after this update (int64 tensor).
     """
     hook = getattr(self._q_network, "after_gradient_step", None)
     if hook is not None:
       hook(grads, variables, step)
+
+  def _train(self, experience, weights):
+    """TF-Agents' `train` step, then the post-step hook its loop lacks (`_after_gradient_step`).
+
+    The gradients stay inside TF-Agents' step: static/SET masks run, RigL raises. The hook runs
+    after TF-Agents' target refresh, so the target's dead entries are re-zeroed here as well.
+    """
+    loss_info = super()._train(experience, weights)
+    self._after_gradient_step(None, None, self.train_step_counter)
+    sparse_lib.apply_masks(self._target_q_network)
+    return loss_info
 
   def _copy_to_target_op(self):
     self._copy_to_target()
