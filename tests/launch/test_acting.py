@@ -191,14 +191,16 @@ def test_a_bad_acting_value_is_refused_naming_it(tmp_path, value, hint):
 
 def test_auto_resolves_per_agent_and_the_start_line_names_the_mode(tmp_path, capsys):
   assert experiment.RunConfig().acting == "auto"
-  for agent in ("dqn", "rainbow", "der", "sac"):
+  for agent, mode in (("dqn", "thread"), ("rainbow", "thread"), ("der", "thread"),
+                      ("sac", "inline")):
     config = experiment.RunConfig(agent=agent, suite="dmc" if agent == "sac" else "atari")
-    assert config.acting_mode == acting.resolve("auto", experiment.network_kind(agent))
+    assert config.acting_mode == mode
+    assert config.replace(acting="lockstep").acting_mode == "lockstep"
   assert experiment.RunConfig(acting="Lockstep").acting == "lockstep"
   runner = make_runner(tmp_path / "run", NO_EVAL + ["Runner.training_steps = 20"])
-  assert runner.acting == experiment.RunConfig(agent="dqn").acting_mode
+  assert runner.acting == "thread"
   runner.run()
-  assert f"acting {runner.acting}" in capsys.readouterr().out
+  assert "acting thread" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- ActorThread

@@ -9,7 +9,7 @@ each of which owes the learner a number of gradient updates (`update_period`,
   updates the learner is doing, so that acting and stepping overlap the update;
 - "lockstep": the actor thread, but each step starts only once the learner has finished the
   previous one: the same order of operations as "inline" (the deterministic mode for tests);
-- "auto": whichever pays (`resolve`).
+- "auto": whichever pays (`resolve`): "thread" for the DQN family, "inline" for SAC.
 
 The learner consumes the steps in order and runs exactly the updates each one owes, so the
 replay ratio is the configured one in every mode and the learner never trains on a step the
@@ -34,19 +34,22 @@ def check_mode(value):
 def resolve(mode, agent_kind):
   """The acting mode a run uses: `mode` itself, or for "auto" the one that pays.
 
-  "auto" is "thread" for every agent. benchmarks/train_throughput.py (part 4) measured the
-  thread ahead of the inline loop for DER (one update per step) and for DQN (one update per 4
-  steps, one and four environments); docs/agents.md has the figures. SAC's pixel update and
-  DMC's rendering overlap the same way.
+  "auto" is "thread" for the DQN family (DQN, Rainbow, DER) and "inline" for SAC. Measured on
+  the shared, loaded 2-core machine in alternated thread/inline pairs (docs/agents.md): DER on
+  atari100k Pong (one update per step) x1.03-1.32, median ~1.2, over 4 pairs; DQN on atari Pong
+  (one update per 4 steps) median x1.15 over 8 pairs with one environment and x1.03 with four
+  (single pairs from x0.8 to x1.55: the load dominates them). A pixel SAC update (batch 256)
+  took ~1-3 s against ~18 ms for a DMC cartpole step, so the thread has almost nothing to
+  overlap (2 pairs, x0.95 and x1.39); inline keeps SAC runs repeatable.
 
   Args:
     mode: one of MODES.
-    agent_kind: the agent's network kind ("q", "categorical" or "sac"); kept so that a kind for
-      which threading does not pay can be sent inline here.
+    agent_kind: the agent's network kind ("q", "categorical" or "sac").
   """
-  del agent_kind  # Every kind measured so far gains from the thread.
   mode = check_mode(mode)
-  return "thread" if mode == "auto" else mode
+  if mode != "auto":
+    return mode
+  return "inline" if agent_kind == "sac" else "thread"
 
 
 def lag(mode, update_period, envs_per_step):
