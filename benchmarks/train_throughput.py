@@ -1,6 +1,6 @@
 """Training throughput of tfgap's compiled update and loop against stock TF-Agents, in one run.
 
-    python benchmarks/train_throughput.py                  # every part, ~20 minutes on 2 cores
+    python benchmarks/train_throughput.py                  # every part, ~25 minutes on 2 cores
     python benchmarks/train_throughput.py --parts precision,fused --seconds 4
 
 1. precision: double-DQN updates/s of `tfgap.agents.DQNAgent.update` in float32 and
@@ -13,7 +13,9 @@
 4. loop: end-to-end agent steps/s on real Atari of `tfgap.launch.train.Runner` (DER on
    atari100k Pong, one update per step; DQN on atari Pong, one update per 4 steps) against the
    stock TF-Agents loop (TFUniformReplayBuffer + DynamicStepDriver + agent.train) with the SAME
-   optimizer (legacy Adam), same network; tfgap in float32 and mixed_bfloat16, runs alternated.
+   optimizer (legacy Adam), same network; tfgap in float32 and mixed_bfloat16 at the default
+   acting, and with the actor thread against the inline loop (`Runner.acting`) at the default
+   precision, DQN also with 4 environments; runs alternated.
 5. replay: bytes per stored transition, tfgap ReplayBuffer vs TFUniformReplayBuffer.
 
 Only ratios measured in this one process mean something on a shared machine: every variant is
@@ -229,7 +231,7 @@ LOOP_KINDS = {
 }
 
 
-def bench_tfgap_loop(kind, warmup, steps, precision):
+def bench_tfgap_loop(kind, warmup, steps, precision, acting="auto", num_envs=1):
   """Agent steps/s of the Runner's last iteration: the ones before it hold the whole warm-up and
   the first updates (compilation), so every one of its steps acts, stores and learns."""
   from tfgap.launch import train  # pylint: disable=g-import-not-at-top
@@ -239,7 +241,8 @@ def bench_tfgap_loop(kind, warmup, steps, precision):
   gin.clear_config()
   train.parse_config([gin_file], [
       "Runner.game = 'Pong'", f"Runner.num_iterations = {warmup // steps + 2}",
-      f"Runner.training_steps = {steps}",
+      f"Runner.training_steps = {steps}", f"Runner.num_envs = {num_envs}",
+      f"Runner.acting = '{acting}'",
       f"{agent_name}.min_replay_history = {warmup}", "Runner.evaluation_episodes = None",
       "Runner.evaluation_steps = 0", "Runner.export_policies = False",
       "Runner.dormant_batch_size = 0", "Runner.progress_bar = False",
@@ -247,6 +250,20 @@ def bench_tfgap_loop(kind, warmup, steps, precision):
   runner = train.Runner(root)
   records = runner.run()
   return records[-1]["steps_per_sec"], runner
+
+
+def loop_variants(kind, auto_precision):
+  """The tfgap runs of one loop kind, as (precision, acting, num_envs): both precisions at the
+  default acting, then both acting modes at the default precision (DQN also with 4 envs)."""
+  from tfgap.launch import acting as acting_lib  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import experiment  # pylint: disable=g-import-not-at-top
+  default = acting_lib.resolve("auto", experiment.network_kind(kind))
+  variants = [(precision, default, 1) for precision in PRECISIONS]
+  for num_envs in (1, 4) if kind == "dqn" else (1,):
+    for mode in ("inline", "thread"):
+      if (auto_precision, mode, num_envs) not in variants:
+        variants.append((auto_precision, mode, num_envs))
+  return default, variants
 
 
 def bench_stock_loop(kind, warmup, steps):
@@ -301,35 +318,46 @@ def bench_stock_loop(kind, warmup, steps):
 
 
 def bench_loops(rounds, warmup, steps, auto_precision):
-  """Runner (float32, mixed_bfloat16) and the stock loop, alternated `rounds` times; medians."""
-  rates, runners, stock_bytes = {}, {}, None
+  """Runner variants (`loop_variants`) and the stock loop, alternated `rounds` times; medians."""
+  rates, runners, stock_bytes, defaults = {}, {}, None, {}
   for _ in range(rounds):
     for kind in LOOP_KINDS:
       kind_steps = steps * LOOP_KINDS[kind][3]  # As many updates for DQN as for DER.
-      for precision in PRECISIONS:
-        rate, runners[kind] = bench_tfgap_loop(kind, warmup, kind_steps, precision)
-        rates.setdefault((kind, precision), []).append(rate)
+      defaults[kind], variants = loop_variants(kind, auto_precision)
+      for variant in variants:
+        rate, runner = bench_tfgap_loop(kind, warmup, kind_steps, *variant)
+        runners.setdefault(kind, runner)
+        rates.setdefault((kind,) + variant, []).append(rate)
       rate, stock_bytes = bench_stock_loop(kind, warmup, kind_steps)
       rates.setdefault((kind, "stock"), []).append(rate)
   print(f"\n== 4. end-to-end agent steps/s on Pong, batch {BATCH}, against the stock TF-Agents "
         f"loop with the SAME optimizer (legacy Adam); {rounds} alternated runs each, median "
         "(range) ==")
   ratios = {}
+  median = lambda key: float(np.median(rates[key]))
   for kind in LOOP_KINDS:
     _, _, suite, period = LOOP_KINDS[kind]
-    stock = float(np.median(rates[(kind, "stock")]))
+    stock = median((kind, "stock"))
     print(f"  {kind.upper()} ({suite}, one update per {period} step{'s' * (period > 1)}, "
           f"{steps * period} timed steps after {warmup} warm-up steps):")
     print(f"    stock TFUniformReplayBuffer + DynamicStepDriver + train   {stock:7.2f} "
           f"({min(rates[(kind, 'stock')]):.2f}-{max(rates[(kind, 'stock')]):.2f})")
-    for precision in PRECISIONS:
-      r = rates[(kind, precision)]
-      ours = float(np.median(r))
-      ratios[(kind, precision)] = ours / stock
-      print(f"    tfgap Runner, {precision:<15}                          {ours:7.2f} "
-            f"({min(r):.2f}-{max(r):.2f})  x{ours / stock:.2f} vs stock")
-  print(f"  precision 'auto' picks {auto_precision} on this machine; the DER ratio below is "
-        "tfgap at that precision.")
+    for variant in loop_variants(kind, auto_precision)[1]:
+      precision, mode, num_envs = variant
+      r = rates[(kind,) + variant]
+      ours = median((kind,) + variant)
+      ratios[(kind,) + variant] = ours / stock
+      label = f"{precision}, acting {mode}" + (f", {num_envs} envs" if num_envs > 1 else "")
+      print(f"    tfgap Runner, {label:<42} {ours:7.2f} ({min(r):.2f}-{max(r):.2f})  "
+            f"x{ours / stock:.2f} vs stock")
+    for num_envs in (1, 4) if kind == "dqn" else (1,):
+      thread = median((kind, auto_precision, "thread", num_envs))
+      inline = median((kind, auto_precision, "inline", num_envs))
+      print(f"    acting thread/inline, {auto_precision}, {num_envs} env{'s' * (num_envs > 1)}: "
+            f"x{thread / inline:.2f}")
+  print(f"  precision 'auto' picks {auto_precision} on this machine and acting 'auto' "
+        f"{defaults['der']} for DER; the DER ratio below is tfgap with both defaults.")
+  ratios["der", "auto"] = ratios[("der", auto_precision, defaults["der"], 1)]
   return ratios, runners, stock_bytes
 
 
@@ -367,7 +395,7 @@ def main():
   if "loop" in parts:
     ratios, runners, stock_bytes = bench_loops(args.loop_rounds, args.loop_warmup,
                                                args.loop_steps, auto)
-    der = ratios[("der", auto)]
+    der = ratios[("der", "auto")]
     print(f"  tfgap replay bytes per transition: "
           f"{runners['der'].replay.bytes_per_transition:,.0f}")
   if "replay" in parts:
