@@ -74,6 +74,7 @@ def actor(steps, mode, lag_steps):
     mode: a resolved mode ("inline", "thread" or "lockstep").
     lag_steps: `lag(mode, ...)`.
   """
+  checks.check_choice("mode", mode, ("inline", "thread", "lockstep"))
   if mode == "inline":
     return contextlib.closing(_Inline(steps))
   return ActorThread(steps, lag_steps)
