@@ -10,7 +10,7 @@ import pytest
 
 from tests.agents import pixel_task  # noqa: F401  (registers @tests.make_band_env with gin)
 from tests.launch.test_train import make_runner
-from tests.launch.test_train import read_metrics
+from tests.launch.helpers import read_metrics
 from tfgap.launch import records
 
 
