@@ -88,7 +88,7 @@ def test_protocol_defaults_are_the_package_defaults_and_overrides_are_checked():
     assert inner.sticky_action_prob == 0.1 and inner.env.ramping is True
   finally:
     env.close()
-  with pytest.raises(ValueError, match="Did you mean sticky_actions"):
+  with pytest.raises(ValueError, match="Did you mean 'sticky_actions'"):
     envs.make("minatar", "breakout", sticky_action=0.2)
   with pytest.raises(ValueError, match=r"sticky_actions=1.5 is not accepted"):
     envs.make("minatar", "breakout", sticky_actions=1.5)
