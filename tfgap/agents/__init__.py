@@ -30,6 +30,7 @@ from tfgap.agents.schedules import linearly_decaying_epsilon
 from tfgap.agents.schedules import LinearEpsilon
 from tfgap.agents.schedules import ZeroEpsilon
 from tfgap.agents.settings import AgentSettings
+from tfgap.agents.settings import CommonSettings
 from tfgap.agents.settings import DER_DEFAULTS
 from tfgap.agents.settings import DQN_DEFAULTS
 from tfgap.agents.settings import DQNSettings
@@ -52,6 +53,6 @@ def agent_class(name):
 
 __all__ = ["DQNAgent", "RainbowAgent", "DERAgent", "SACAgent", "AGENTS", "agent_class",
            "linearly_decaying_epsilon", "LinearEpsilon", "ZeroEpsilon", "default_jit_compile",
-           "resolve_jit_compile", "network_is_noisy", "UpdateResult", "AgentSettings",
+           "resolve_jit_compile", "network_is_noisy", "UpdateResult", "CommonSettings", "AgentSettings",
            "DQNSettings", "RainbowSettings", "DQN_DEFAULTS",
            "RAINBOW_DEFAULTS", "DER_DEFAULTS", "SACSettings", "SAC_DEFAULTS"]

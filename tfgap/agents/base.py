@@ -68,6 +68,17 @@ def network_precision(network):
   return "float32"
 
 
+def checked_precision(setting, network):
+  """The network's precision ("float32" / "mixed_bfloat16"); `setting` (None or a precision,
+  "auto" resolved) must agree with it: an agent cannot change a built network's layers."""
+  precision = network_precision(network)
+  if setting is not None and networks_common.resolve_precision(setting) != precision:
+    checks.reject("precision", setting,
+                  f"the network's precision {precision!r} (or None); build the network with "
+                  f"precision={setting!r} (e.g. the gin macro PRECISION) to train in it")
+  return precision
+
+
 def settings_signature(cls):
   """Class decorator: lists `cls.DEFAULTS`' fields as keyword-only arguments of `cls.__init__`.
 
@@ -198,15 +209,7 @@ class CompiledUpdateMixin:
     self.jit_compile = resolve_jit_compile(self.settings.jit_compile)
     self.fused_forward = (default_fused_forward() if self.settings.fused_forward is None
                           else self.settings.fused_forward)
-    # Precision is the network's (its layers are built with it); a setting must agree with it.
-    self.precision = network_precision(network)
-    if self.settings.precision is not None:
-      wanted = networks_common.resolve_precision(self.settings.precision)
-      if wanted != self.precision:
-        checks.reject("precision", self.settings.precision,
-                      f"the network's precision {self.precision!r} (or None); build the "
-                      f"network with precision={self.settings.precision!r} (e.g. the gin "
-                      "macro PRECISION) to train in it")
+    self.precision = checked_precision(self.settings.precision, network)
     # Dopamine counts the target period in agent steps; one update happens every update_period
     # steps, so the target is refreshed every target_update_period / update_period updates.
     self.target_update_updates = max(

@@ -32,7 +32,6 @@ from tf_agents.policies import greedy_policy
 from tfgap import checks
 from tfgap.agents import base
 from tfgap.agents import settings as settings_lib
-from tfgap.networks import common as networks_common
 
 # How the bootstrap action a' of the critic target is chosen (the `target_action` setting).
 TARGET_ACTIONS = {
@@ -138,17 +137,6 @@ def random_shift(images, pad, rng):
   return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
-def _checked_precision(setting, network):
-  """The network's precision ("float32" / "mixed_bfloat16"); `setting` (None or a precision,
-  "auto" resolved) must agree with it: the agent cannot change a built network's layers."""
-  precision = base.network_precision(network)
-  if setting is not None and networks_common.resolve_precision(setting) != precision:
-    checks.reject("precision", setting,
-                  f"the network's precision {precision!r} (or None); build the network with "
-                  f"precision={setting!r} (e.g. the gin macro PRECISION) to train in it")
-  return precision
-
-
 class SACUpdateResult(base.UpdateResult):
   """`loss, priorities = agent.update(batch)`; `parts` has each loss and the temperature."""
 
@@ -202,7 +190,7 @@ class SACAgent(sac_agent.SacAgent):
     for field, value in self.settings.asdict().items():
       setattr(self, field, value)
     self.jit_compile = base.resolve_jit_compile(self.settings.jit_compile)
-    self.precision = _checked_precision(self.settings.precision, sac_network)
+    self.precision = base.checked_precision(self.settings.precision, sac_network)
     self.action_dim = sac_network.action_dim
     if self.settings.target_entropy is None:
       self.target_entropy_value = -self.settings.target_entropy_scale * self.action_dim
