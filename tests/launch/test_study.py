@@ -83,6 +83,9 @@ def test_builtin_studies_resolve_at_every_budget_and_count_their_runs():
   # 2 agents x 5 bottlenecks x 4 widths x 20 games x 5 seeds.
   assert len(scale.trials()) == 4000
   assert len(study.load("smoke", "smoke").trials()) == 2
+  # The laptop scale study: flatten vs GAP at x1..x8 on the five MinAtar games, one seed.
+  laptop = study.load("scale", "laptop")
+  assert len(laptop.trials()) == 40 and laptop.suite == "minatar"
 
 
 @pytest.mark.parametrize("change, message", [

@@ -104,8 +104,11 @@ _STUDIES = {
         "x_axis": {"width": {"x1": 1, "x2": 2, "x4": 4, "x8": 8}},
         "budgets": {
             "paper": {},
-            "laptop": dict(_laptop("DQNAgent"), axes={"agent": ["dqn"],
-                                                      "width": ["x1", "x2", "x4"]}),
+            # Flatten vs GAP at x1..x8 on the five MinAtar games, one seed: 40 runs of 100k
+            # agent steps, a few hours on a 2-core CPU (--max_concurrent 2 --cpus_per_trial 1).
+            "laptop": dict(_laptop("DQNAgent"), seeds=1,
+                           axes={"agent": ["dqn"], "bottleneck": ["flatten", "gap"],
+                                 "width": ["x1", "x2", "x4", "x8"]}),
             "smoke": {"suite": "atari100k", "games": ["Pong"], "seeds": 1,
                       "gin_bindings": _smoke("DQNAgent", ["Runner.suite = 'atari100k'",
                                                           "ENCODER = 'nature'"]),
