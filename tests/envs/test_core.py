@@ -61,6 +61,7 @@ def test_capped_episode_is_flagged_truncated_and_counted():
   fake = types.SimpleNamespace(env=env, env_steps=0,
                                summaries=types.SimpleNamespace(scalars=lambda *a: None))
   stats = runner.PhaseStats([], [], 0, 0.0)
-  runner.Runner._collect_episodes(fake, stats)  # pylint: disable=protected-access
+  collect = runner.Runner._collect_episodes  # pylint: disable=protected-access
+  collect(fake, stats, env.pop_episode_stats(), 7)
   assert stats.truncated == 1 and len(stats.returns) == 2
   env.close()

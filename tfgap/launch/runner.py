@@ -273,12 +273,8 @@ class Runner:
       return self._np_rng.integers(0, self.agent.num_actions, size=len(observation))
     return self.agent.act(observation, epsilon)
 
-  def _collect_episodes(self, stats, episodes=None, env_steps=None):
-    """Counts ended episodes into `stats` and the summaries (default: the env's, popped now)."""
-    if episodes is None:
-      episodes = self.env.pop_episode_stats()
-    if env_steps is None:
-      env_steps = self.env_steps
+  def _collect_episodes(self, stats, episodes, env_steps):
+    """Counts the episodes that ended at agent step `env_steps` into `stats` and the summaries."""
     for episode in episodes:
       stats.returns.append(episode["return"])
       stats.truncated += bool(episode.get("truncated"))
@@ -291,14 +287,13 @@ class Runner:
     return (self.env_steps >= self.agent.min_replay_history and
             self.replay.num_sampleable >= self.agent.batch_size)
 
-  def _update(self, env_steps=None):
+  def _update(self, env_steps):
     """One gradient update on a replay batch; returns its loss (stops the run on NaN).
 
     Args:
-      env_steps: the agent steps the update is owed at (default: the run's count), which its
-        summaries and a NaN message name.
+      env_steps: the agent steps the update is owed at, which its summaries and a NaN message
+        name (an actor thread may already be past them).
     """
-    env_steps = self.env_steps if env_steps is None else env_steps
     batch = self._next_batch()
     result = self.agent.update(batch)
     loss, priorities = result
@@ -361,16 +356,14 @@ class Runner:
         for episode in env.pop_episode_stats():
           env_id = episode["env_id"]
           if quota is not None:
-            if quota[env_id] > 0:
-              quota[env_id] -= 1
-              returns.append(episode["return"])
-              truncated += bool(episode.get("truncated"))
-            continue
-          if not finished_after_budget[env_id]:
+            counts = quota[env_id] > 0
+            quota[env_id] -= counts
+          else:
+            counts = not finished_after_budget[env_id]
+            finished_after_budget[env_id] |= budget_reached
+          if counts:
             returns.append(episode["return"])
             truncated += bool(episode.get("truncated"))
-          if budget_reached:
-            finished_after_budget[env_id] = True
         if quota is not None:
           if not quota.any():
             break
@@ -457,11 +450,10 @@ class Runner:
     else:
       print(line, flush=True)
 
-  def _nan_message(self, loss, bad=("loss",), env_steps=None):
+  def _nan_message(self, loss, bad, env_steps):
     latest = self.checkpointer.latest()
     where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
     what = " and ".join(bad) if tuple(bad) != ("loss",) else "loss"
-    env_steps = self.env_steps if env_steps is None else env_steps
     return (f"{what} became non-finite (loss {loss}) at update "
             f"{int(self.agent.train_step_counter.numpy())} (env step "
             f"{env_steps}, iteration {self.iteration}); training stopped and {where}. Lower "
