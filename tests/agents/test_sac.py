@@ -299,14 +299,21 @@ def test_mixed_precision_computes_in_bfloat16_and_keeps_variables_and_outputs_fl
             if l.weights]
   kinds = {type(l).__name__ for l in layers if l.compute_dtype == "bfloat16"}
   assert {"Conv2D", "Dense"} <= kinds
-  # Every convolution and dense layer, the encoder's, the bottleneck's and the heads'.
-  assert all(l.compute_dtype == "bfloat16" for l in layers
-             if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense)))
+  # Every convolution and dense layer, the encoder's, the bottleneck's and the heads', but the
+  # heads' output layers (Q-values and the actor's mean/log-std), which compute in float32.
+  outputs = {id(head.branches[0][-1]) for head in net.critic_heads + [net.actor_head]}
+  assert len(outputs) == 3
+  dense = [l for l in layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+  assert all((l.compute_dtype == "float32") == (id(l) in outputs) for l in dense), [
+      (l.name, l.compute_dtype) for l in dense]
   obs = make_batch()["observation"]
   assert net._encoder(obs).dtype == tf.bfloat16  # pylint: disable=protected-access
   feats = net.features(obs)
   assert feats.dtype == tf.float32
-  assert net.actor_head(net.actor_feature(feats)).dtype == tf.bfloat16
+  hidden = net.actor_feature(feats)
+  for layer in net.actor_head.trunk:
+    hidden = layer(hidden)
+  assert hidden.dtype == tf.bfloat16
   # ... and float32 at every boundary the agent reads.
   loc, log_std = net.actor_params(feats)
   action, log_prob = net.sample_and_log_prob(loc, log_std, tf.zeros_like(loc))

@@ -174,23 +174,30 @@ class DenseHead(common.Layer):
     if self.dueling and self.dueling_layout == "separate":
       depth = len(self.hidden_units)
       self.branches = [
-          self._hidden("value_") + [self._dense(atoms, None, "value", depth)],
+          self._hidden("value_") + [self._dense(atoms, None, "value", depth, output=True)],
           self._hidden("advantage_") + [
-              self._dense(num_actions * atoms, None, "advantage", depth)]]
+              self._dense(num_actions * atoms, None, "advantage", depth, output=True)]]
     else:
       self.trunk = self._hidden("")
       depth = len(self.trunk)
       if self.dueling:
-        self.branches = [[self._dense(atoms, None, "value", depth)],
-                         [self._dense(num_actions * atoms, None, "advantage", depth)]]
+        self.branches = [
+            [self._dense(atoms, None, "value", depth, output=True)],
+            [self._dense(num_actions * atoms, None, "advantage", depth, output=True)]]
       elif num_actions is not None:
         name = "logits" if num_atoms else "output"
-        self.branches = [[self._dense(num_actions * atoms, None, name, depth)]]
+        self.branches = [[self._dense(num_actions * atoms, None, name, depth, output=True)]]
 
-  def _dense(self, units, activation, name, depth):
-    """A psi layer at position `depth` of its stream (pruned when depth < prune_layers)."""
+  def _dense(self, units, activation, name, depth, output=False):
+    """A psi layer at position `depth` of its stream (pruned when depth < prune_layers).
+
+    Output layers compute in float32 in every precision (Keras' mixed-precision advice): in
+    bfloat16 a Q-value of 100 would be rounded to a multiple of 0.5, coarser than the TD errors
+    and action gaps the agent learns from. They are a small share of the network's work.
+    """
     pruned = self._prune_layers == "all" or depth < self._prune_layers
-    dtype = common.sublayer_dtype(self, pruned=bool(pruned and self._prune))
+    pruned = bool(pruned and self._prune)
+    dtype = "float32" if output else common.sublayer_dtype(self, pruned=pruned)
     if self.noisy:
       layer = NoisyDense(units, activation=activation, sigma0=self.noisy_sigma0, name=name,
                          dtype=dtype)
