@@ -11,7 +11,6 @@ import re
 import threading
 import time
 
-import gin
 import numpy as np
 import pytest
 
@@ -25,13 +24,6 @@ from tfgap.launch import train
 TIMING = ("time", "steps_per_sec", "eval_steps_per_sec", "acting")
 NO_EVAL = ["Runner.evaluation_episodes = None", "Runner.num_iterations = 1",
            "Runner.dormant_batch_size = 0"]
-
-
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
 
 
 def read_metrics(root):

@@ -14,13 +14,6 @@ from tfgap.launch import evaluate
 from tfgap.launch import train
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
-
-
 @pytest.fixture(scope="module")
 def band_run(tmp_path_factory):
   root = tmp_path_factory.mktemp("evaluate") / "run"

@@ -16,13 +16,6 @@ from tfgap.launch import experiment
 from tfgap.launch import train
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
-
-
 def test_run_config_reads_runner_bindings_and_rejects_bad_values():
   train.parse_config([], ["Runner.game = 'Breakout'", "Runner.num_iterations = 3"])
   config = experiment.configured(seed=4)

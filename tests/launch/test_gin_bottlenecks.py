@@ -1,6 +1,5 @@
 """One gin binding sets one bottleneck option: `softmoe.num_experts = 8`."""
 
-import gin
 import pytest
 
 from tests.agents import pixel_task  # noqa: F401  (registers @tests.make_band_env with gin)
@@ -8,13 +7,6 @@ from tests.launch.test_train import BASE
 from tfgap.launch import common
 from tfgap.launch import experiment
 from tfgap.launch import train
-
-
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
 
 
 def _network(bindings):

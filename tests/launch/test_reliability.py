@@ -52,13 +52,6 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = ["import tests.agents.pixel_task"] + BASE + ["Runner.summary_period = 50"]
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
-
-
 def make_runner(root, extra=(), **kwargs):
   gin.clear_config()
   train.parse_config([], SHARED + list(extra))

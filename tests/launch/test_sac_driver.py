@@ -92,13 +92,6 @@ def make_runner(root, extra=(), force=False):
   return train.Runner(str(root), force=force)
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
-
-
 def test_sac_run_writes_everything_and_its_policy_acts_the_same_without_tfgap(tmp_path, capsys):
   root = tmp_path / "run"
   runner = make_runner(root, ["Runner.export_policies = True"])

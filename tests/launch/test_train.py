@@ -63,13 +63,6 @@ def optimizer_variables(agent):
   return variables() if callable(variables) else variables
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
-
-
 @pytest.mark.slow
 def test_run_writes_metrics_summaries_checkpoints_and_a_policy_that_acts_the_same_elsewhere(
     tmp_path, capsys):
