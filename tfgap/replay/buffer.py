@@ -310,45 +310,16 @@ class ReplayBuffer:
     any_last = last.any()
     with self._lock:
       if any_first or any_last or not self._in_episode.all():
-        orphan = ~first & ~self._in_episode
-        if orphan.any():
-          checks.reject(
-              "step_types", step_types.tolist(),
-              f"FIRST (0) in streams {np.flatnonzero(orphan).tolist()}, which have no episode in "
-              "progress: a MID/LAST step needs one; start each episode with a FIRST step "
-              "(add_first or step_type 0)")
+        self._reject_orphan_steps(first, step_types)
       self._written = True
-      streams = self._num_streams
-      stream_ids = self._stream_ids
       row = self._num_steps % self._rows
-      slots = row * streams + stream_ids
-      invalid = []
+      slots = row * self._num_streams + self._stream_ids
+      invalid = self._overwritten_slots(row) if self._num_steps >= self._rows else []
       valid = []
-
-      if self._num_steps >= self._rows:
-        # Overwriting the oldest row: its items go, and so do items of the next rows whose stacks
-        # reach back into it (no episode start in between).
-        invalid.append(slots)
-        reaches = None
-        for j in range(1, self._stack_size):
-          ahead = ((row + j) % self._rows) * streams + stream_ids
-          starts = (self._flags[ahead] & _FIRST_BIT) != 0
-          reaches = ~starts if reaches is None else reaches & ~starts
-          invalid.append(ahead[reaches])
-
       if any_first:
-        # A FIRST step in a stream with an episode in progress: close that episode as a
-        # truncation at its last stored step (the previous row), so its last n-1 steps become
-        # sampleable.
-        closed = first & self._in_episode
-        if closed.any():
-          previous_row = (row - 1) % self._rows
-          self._flags[previous_row * streams + stream_ids[closed]] |= _LAST_BIT
-          valid.extend(self._window_closed_slots(previous_row, closed,
-                                                 self._episode_length, self._n_step - 1))
+        valid.extend(self._close_interrupted_episodes(first, row))
         actions = np.where(first.reshape((-1,) + (1,) * len(self._action_shape)), 0, actions)
         rewards = np.where(first, np.float32(0.0), rewards)
-
       flags = _STEP_FLAGS[step_types]
       if any_last:
         flags |= (last & (discounts == 0)) * _TERMINAL_BIT
@@ -360,20 +331,65 @@ class ReplayBuffer:
       if any_first:
         self._episode_length[first] = 1
       self._in_episode = ~last
-
-      # The step n rows back now has its whole window (same episode, n later steps stored).
-      complete = self._episode_length > self._n_step
-      if any_first:
-        complete &= ~first
-      back = (row - self._n_step) % self._rows
-      valid.append(back * streams + stream_ids[complete])
-      # An episode end completes the windows of its last n-1 steps too (they stop at the end).
-      if any_last:
-        valid.extend(self._window_closed_slots(row, last, self._episode_length,
-                                               self._n_step - 1))
+      valid.extend(self._completed_slots(row, first if any_first else None,
+                                         last if any_last else None))
       self._set_valid(invalid, valid)
       self._num_steps += 1
       self._added.notify_all()
+
+  def _reject_orphan_steps(self, first, step_types):
+    """A MID/LAST step in a stream without an episode in progress is a caller's error."""
+    orphan = ~first & ~self._in_episode
+    if orphan.any():
+      checks.reject(
+          "step_types", step_types.tolist(),
+          f"FIRST (0) in streams {np.flatnonzero(orphan).tolist()}, which have no episode in "
+          "progress: a MID/LAST step needs one; start each episode with a FIRST step "
+          "(add_first or step_type 0)")
+
+  def _overwritten_slots(self, row):
+    """Slots that stop being sampleable when `row` (the oldest) is overwritten: its own, and
+    those of the next rows whose stacks reach back into it (no episode start in between)."""
+    streams, stream_ids = self._num_streams, self._stream_ids
+    invalid = [row * streams + stream_ids]
+    reaches = None
+    for j in range(1, self._stack_size):
+      ahead = ((row + j) % self._rows) * streams + stream_ids
+      starts = (self._flags[ahead] & _FIRST_BIT) != 0
+      reaches = ~starts if reaches is None else reaches & ~starts
+      invalid.append(ahead[reaches])
+    return invalid
+
+  def _close_interrupted_episodes(self, first, row):
+    """A FIRST step in a stream with an episode in progress closes that episode as a truncation
+    at its last stored step (the previous row); returns the slots of its last n-1 steps, which
+    become sampleable."""
+    closed = first & self._in_episode
+    if not closed.any():
+      return []
+    previous_row = (row - 1) % self._rows
+    self._flags[previous_row * self._num_streams + self._stream_ids[closed]] |= _LAST_BIT
+    return self._window_closed_slots(previous_row, closed, self._episode_length,
+                                     self._n_step - 1)
+
+  def _completed_slots(self, row, first, last):
+    """Slots whose n-step window the step just stored at `row` completes.
+
+    Args:
+      row: the row just written.
+      first: [S] bool of FIRST steps, or None when there are none.
+      last: [S] bool of LAST steps, or None when there are none.
+    """
+    # The step n rows back now has its whole window (same episode, n later steps stored).
+    complete = self._episode_length > self._n_step
+    if first is not None:
+      complete &= ~first
+    back = (row - self._n_step) % self._rows
+    slots = [back * self._num_streams + self._stream_ids[complete]]
+    # An episode end completes the windows of its last n-1 steps too (they stop at the end).
+    if last is not None:
+      slots.extend(self._window_closed_slots(row, last, self._episode_length, self._n_step - 1))
+    return slots
 
   def add_first(self, observations):
     """Starts an episode in every stream: ``add`` with all step types FIRST."""
