@@ -9,8 +9,13 @@ last 10k-step iteration (`--eval_every_iteration`: after each, as Dopamine's run
 100 greedy episodes cost more than an iteration of training), and prints the final score, its
 human-normalised value, the published DER score of the game (van Hasselt et al. 2019) and the wall
 time. A run is an ordinary tfgap run directory: interrupted, the same command resumes it from its
-last checkpoint (one per iteration). This is a benchmark, not a test: on 2 CPU cores a 100k run
-takes hours.
+last checkpoint (one per iteration). It trains in float32 as Dopamine does (`--precision
+mixed_bfloat16` or `auto` to trade fidelity for speed). This is a benchmark, not a test: on 2 CPU
+cores a 100k run takes 35-70 minutes (GAP / flatten, float32) on an otherwise idle machine.
+
+One seed says little on its own: Agarwal et al. (2021) re-ran Dopamine's DER 100 times per game
+and single runs spread widely (KungFuMaster from about random to about 16,000; their colab's
+score-distribution plot, google-research/rliable, deep_rl_precipice_colab.ipynb).
 """
 
 import argparse
