@@ -150,7 +150,7 @@ def test_token_bottleneck_activations_match_float32(bottleneck, kwargs):
 
 def test_large_q_values_keep_their_action_gaps():
   """Q-values near 100 (long horizons, SAC's returns): a bfloat16 output layer would round them
-  to multiples of 0.5, wiping out action gaps of a few hundredths; the float32 output layer keeps
+  to multiples of 0.5, blurring action gaps of a few tenths; the float32 output layer keeps
   them (measured on this test: max |dQ| 0.25 with a bfloat16 output layer, 0.004 in float32)."""
   tss, act = specs()
   nets = [networks.build_q_network(tss.observation, act, precision=p)

@@ -195,8 +195,7 @@ class DenseHead(common.Layer):
     bfloat16 a Q-value of 100 would be rounded to a multiple of 0.5, coarser than the TD errors
     and action gaps the agent learns from. They are a small share of the network's work.
     """
-    pruned = self._prune_layers == "all" or depth < self._prune_layers
-    pruned = bool(pruned and self._prune)
+    pruned = bool(self._prune) and (self._prune_layers == "all" or depth < self._prune_layers)
     dtype = "float32" if output else common.sublayer_dtype(self, pruned=pruned)
     if self.noisy:
       layer = NoisyDense(units, activation=activation, sigma0=self.noisy_sigma0, name=name,

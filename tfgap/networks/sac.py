@@ -23,10 +23,10 @@ accounting (phi / bottleneck / psi of the critic and of the actor).
 Precision (`precision=`, as the Q-networks'): under "mixed_bfloat16" the convolutions and every
 hidden dense layer (bottleneck, feature layers, critics, actor) compute in bfloat16 while the
 variables stay float32; the critics' and the actor's output layers compute in float32 (a Q-value
-of 100 in bfloat16 would be a multiple of 0.5). The network hands float32 across its boundaries: the encoder's feature map, the
-shared features, Q1/Q2 and the actor's (loc, log_std), so the Gaussian log-probs, the tanh
-squashing and everything the agent computes from them (targets, temperature, Polyak averaging)
-run in float32. LayerNorm normalises in float32 (Keras casts its bfloat16 input).
+of 100 in bfloat16 would be a multiple of 0.5). The network hands float32 across its boundaries:
+the encoder's feature map, the shared features, Q1/Q2 and the actor's (loc, log_std), so the
+Gaussian log-probs, the tanh squashing and everything the agent computes from them (targets,
+temperature, Polyak averaging) run in float32. LayerNorm normalises in float32 (Keras casts its bfloat16 input).
 """
 
 import numpy as np

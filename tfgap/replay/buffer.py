@@ -369,8 +369,7 @@ class ReplayBuffer:
       return []
     previous_row = (row - 1) % self._rows
     self._flags[previous_row * self._num_streams + self._stream_ids[closed]] |= _LAST_BIT
-    return self._window_closed_slots(previous_row, closed, self._episode_length,
-                                     self._n_step - 1)
+    return self._window_closed_slots(previous_row, closed, self._n_step - 1)
 
   def _completed_slots(self, row, first, last):
     """Slots whose n-step window the step just stored at `row` completes.
@@ -388,7 +387,7 @@ class ReplayBuffer:
     slots = [back * self._num_streams + self._stream_ids[complete]]
     # An episode end completes the windows of its last n-1 steps too (they stop at the end).
     if last is not None:
-      slots.extend(self._window_closed_slots(row, last, self._episode_length, self._n_step - 1))
+      slots.extend(self._window_closed_slots(row, last, self._n_step - 1))
     return slots
 
   def add_first(self, observations):
@@ -410,11 +409,12 @@ class ReplayBuffer:
              np.asarray(time_step.reward), np.asarray(time_step.step_type),
              np.asarray(time_step.discount))
 
-  def _window_closed_slots(self, end_row, streams_mask, episode_length, max_back):
-    """Slots 1..max_back rows before ``end_row`` in the same episode, for the masked streams."""
+  def _window_closed_slots(self, end_row, streams_mask, max_back):
+    """Slots 1..max_back rows before ``end_row`` in the same episode, for the masked streams
+    (whose episodes are ``self._episode_length`` steps long at ``end_row``)."""
     out = []
     streams = self._stream_ids[streams_mask]
-    lengths = episode_length[streams_mask]
+    lengths = self._episode_length[streams_mask]
     for j in range(1, max_back + 1):
       inside = lengths > j  # The episode has a step j rows before its end.
       if not inside.any():
