@@ -304,6 +304,32 @@ def test_weights_that_overflow_in_the_step_are_caught_although_the_loss_was_fini
   assert not result.finite and result.nonfinite() == ("weights",)
 
 
+@pytest.mark.parametrize("poison, finite", [
+    (None, True),
+    ("nan", False),
+    ("inf", False),
+    ("+inf-inf", False),  # Their sum is NaN: still caught.
+    ("huge", False),  # Finite weights whose sum leaves float32's range count as diverged.
+])
+def test_finite_parts_checks_every_weight_through_its_sum(poison, finite):
+  from tfgap.agents import base  # pylint: disable=g-import-not-at-top
+  weights = np.ones((40, 30), np.float32)
+  if poison == "nan":
+    weights[7, 3] = np.nan
+  elif poison == "inf":
+    weights[0, 0] = np.inf
+  elif poison == "+inf-inf":
+    weights[1, 1], weights[2, 2] = np.inf, -np.inf
+  elif poison == "huge":
+    weights[:] = 1e37
+  variables = [tf.Variable(np.zeros(5, np.float32)), tf.Variable(weights)]
+  parts = base.finite_parts(tf.constant(1.0), tf.ones(4), variables).numpy()
+  np.testing.assert_array_equal(parts, [True, True, finite])
+  # The loss and the priorities are told apart from the weights.
+  parts = base.finite_parts(tf.constant(np.nan), tf.constant([1.0, np.inf]), variables[:1])
+  np.testing.assert_array_equal(parts.numpy(), [False, False, True])
+
+
 def test_nan_priorities_of_a_diverged_learner_get_a_clear_message():
   from tfgap import replay as replay_lib  # pylint: disable=g-import-not-at-top
   agent = make_agent("rainbow")

@@ -129,6 +129,28 @@ def network_is_noisy(network):
   return any(isinstance(layer, heads_lib.NoisyDense) for layer in layers)
 
 
+def finite_parts(loss, priorities, variables):
+  """`[3]` bools for `UpdateResult.PARTS`: the loss, the priorities and the weights are finite.
+
+  The weights are checked through one sum per variable: a single pass over memory instead of an
+  elementwise test and a reduction over its result (on a DER network, whose noisy layer holds 8M
+  weights, that pass is a few percent of an update on a CPU). Any NaN or infinity makes its sum
+  non-finite; so does a sum beyond float32's range (~3e38), which only a diverged network reaches.
+
+  Args:
+    loss: loss tensor of the update.
+    priorities: `[B]` priorities of the update.
+    variables: the trainable variables, read after the step.
+
+  Returns:
+    a `[3]` bool tensor.
+  """
+  sums = tf.stack([tf.reduce_sum(tf.cast(v, tf.float32)) for v in variables])
+  return tf.stack([tf.reduce_all(tf.math.is_finite(loss)),
+                   tf.reduce_all(tf.math.is_finite(priorities)),
+                   tf.reduce_all(tf.math.is_finite(sums))])
+
+
 class UpdateResult(collections.namedtuple("UpdateResult", ["loss", "priorities"])):
   """What `agent.update(batch)` returns: `loss, priorities = agent.update(batch)` still works.
 
@@ -401,14 +423,9 @@ class CompiledUpdateMixin:
     self._after_gradient_step(grads, variables, step)
     tf.cond(tf.equal(tf.math.floormod(tf.cast(step, tf.int64), self._target_period), 0),
             self._copy_to_target_op, tf.no_op)
-    # One pass over the weights (read after the step) so a driver can stop before it feeds NaN
-    # priorities to the replay or saves diverged weights: far cheaper than the step itself.
-    finite_parts = tf.stack([
-        tf.reduce_all(tf.math.is_finite(loss)),
-        tf.reduce_all(tf.math.is_finite(priorities)),
-        tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables])),
-    ])
-    return loss, priorities, finite_parts
+    # Read after the step, so a driver can stop before it feeds NaN priorities to the replay or
+    # saves diverged weights.
+    return loss, priorities, finite_parts(loss, priorities, variables)
 
   def _fused_online_call(self, observation, next_observation):
     """The online network on s and s' in one training-mode call on `concat([s, s'])`.

@@ -419,11 +419,7 @@ class SACAgent(sac_agent.SacAgent):
     loss = critic_loss + actor_loss + alpha_loss
     priorities = 0.5 * (tf.abs(td1) + tf.abs(td2))
     variables = self._critic_vars + self._actor_vars + [self._log_alpha]
-    finite_parts = tf.stack([
-        tf.reduce_all(tf.math.is_finite(loss)),
-        tf.reduce_all(tf.math.is_finite(priorities)),
-        tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables])),
-    ])
+    finite_parts = base.finite_parts(loss, priorities, variables)
     parts = {"critic": critic_loss, "actor": actor_loss, "alpha": alpha_loss,
              "temperature": tf.exp(self._log_alpha),
              "entropy": -tf.reduce_mean(log_prob)}
