@@ -41,17 +41,19 @@ DRQ_CARTPOLE_100K = 759  # DrQ, Table 1 (PlaNet benchmark, 100k environment step
 # SACAgent settings of each recipe on top of sac.gin (Dopamine's SAC from pixels). DrQ's come from
 # its config.yaml and drq.py (denisyarats/drq) and its paper's section 5.2: Adam lr 1e-3 for every
 # optimizer, initial temperature 0.1, target entropy -|A|, unscaled rewards, soft updates of the
-# whole critic (encoder included) at tau 0.01, and the bootstrap action sampled from the current
-# actor with its entropy term. DrQ settings SACAgent lacks, which this recipe therefore leaves as
-# Dopamine has them: actor and target updates every 2nd step (here every step), two augmented
-# views averaged (K=2, M=2; here one: DrQ's K=1, M=1 scored 537 +- 119 at 100k, Table 1),
-# log-std squashed into [-10, 2] (here unbounded) and batch 512 (here `--batch_size`).
+# whole critic (encoder included) at tau 0.01 every 2nd update, the actor and temperature stepped
+# every 2nd update, the bootstrap action sampled from the current actor with its entropy term, two
+# shifted views of s and of s' (K = M = 2), and the actor's log-std tanh-mapped onto [-10, 2].
+# The batch is `--batch_size` (DrQ's config: 128; its paper: 512).
 RECIPES = {
     "dopamine": [],
     "drq": ["SACAgent.learning_rate = 1e-3", "SACAgent.initial_temperature = 0.1",
             "SACAgent.target_entropy_scale = 1.0", "SACAgent.reward_scale = 1.0",
             "SACAgent.tau = 0.01", "SACAgent.encoder_tau = 0.01",
-            "SACAgent.target_action = 'sample'"],
+            "SACAgent.target_action = 'sample'", "SACAgent.augment_views = 2",
+            "SACAgent.actor_update_period = 2", "SACAgent.target_update_period = 2",
+            "build_sac_network.log_std_bounds = (-10.0, 2.0)",
+            "build_sac_network.log_std_transform = 'tanh'"],
 }
 
 

@@ -30,13 +30,15 @@ LOSS_TOLERANCE = 0.03
 
 
 def make_agent(bottleneck="gap", action_spec=ACT, optimizer=None, network_precision="float32",
-               **settings):
+               actor_optimizer=None, log_std_bounds=None, log_std_transform="clip", **settings):
   net = sac_networks.build_sac_network(OBS, action_spec, bottleneck=bottleneck,
                                        head_units=(16, 16), feature_dim=8,
+                                       log_std_bounds=log_std_bounds,
+                                       log_std_transform=log_std_transform,
                                        precision=network_precision)
   settings.setdefault("jit_compile", False)
   return sac.SACAgent(ts.time_step_spec(OBS), action_spec, net, optimizer=optimizer,
-                      batch_size=B, **settings)
+                      actor_optimizer=actor_optimizer, batch_size=B, **settings)
 
 
 def make_batch(seed=0, action_dim=2):
@@ -61,9 +63,9 @@ def reference_log_prob(loc, log_std, eps, magnitude):
   return np.sum(normal - np.log(magnitude * (1.0 - np.tanh(u) ** 2)), axis=-1), np.tanh(u)
 
 
-def reference_losses(agent, batch, eps_next, eps_pi):
+def reference_losses(agent, batch, eps_next, eps_pi, y=None):
   """(critic, actor, alpha) losses of SAC on `batch` at the agent's current weights, the network
-  read only through its layers; the target follows `agent.target_action`."""
+  read only through its layers; the target follows `agent.target_action` (or is `y`)."""
   net, target = agent.q_network, agent.target_q_network
   alpha = float(np.exp(agent.log_alpha.numpy()))
   mag = 1.0
@@ -75,19 +77,24 @@ def reference_losses(agent, batch, eps_next, eps_pi):
 
   def actor(network, feats):
     out = _np(network.actor_head(network.actor_feature(feats)))
-    return out[:, :2], out[:, 2:]
+    loc, raw = out[:, :2], out[:, 2:]
+    if network.log_std_transform == "tanh":
+      low, high = network.log_std_bounds
+      return loc, low + 0.5 * (high - low) * (np.tanh(raw) + 1.0)
+    return loc, raw
 
-  next_t = target.features(batch["next_observation"])
-  if agent.target_action == "dopamine":
-    loc, log_std = actor(target, next_t)
-    log_p, _ = reference_log_prob(loc, log_std, eps_next, mag)
-    q1n, q2n = qs(target, next_t, np.tanh(loc).astype(np.float32))
-  else:
-    loc, log_std = actor(net, net.features(batch["next_observation"]))
-    log_p, a_next = reference_log_prob(loc, log_std, eps_next, mag)
-    q1n, q2n = qs(target, next_t, a_next.astype(np.float32))
-  y = (agent.reward_scale * _np(batch["reward"]) +
-       _np(batch["discount"]) * (np.minimum(q1n, q2n) - alpha * log_p))
+  if y is None:
+    next_t = target.features(batch["next_observation"])
+    if agent.target_action == "dopamine":
+      loc, log_std = actor(target, next_t)
+      log_p, _ = reference_log_prob(loc, log_std, eps_next, mag)
+      q1n, q2n = qs(target, next_t, np.tanh(loc).astype(np.float32))
+    else:
+      loc, log_std = actor(net, net.features(batch["next_observation"]))
+      log_p, a_next = reference_log_prob(loc, log_std, eps_next, mag)
+      q1n, q2n = qs(target, next_t, a_next.astype(np.float32))
+    y = (agent.reward_scale * _np(batch["reward"]) +
+         _np(batch["discount"]) * (np.minimum(q1n, q2n) - alpha * log_p))
   feats = net.features(batch["observation"])
   q1, q2 = qs(net, feats, batch["action"])
   critic = np.mean(0.5 * (q1 - y) ** 2 + 0.5 * (q2 - y) ** 2)
@@ -125,7 +132,8 @@ def test_update_matches_a_reference_of_the_three_losses(target_action):
 
 def test_sgd_step_is_the_critic_gradient_on_the_encoder_and_the_actor_gradient_on_the_actor():
   lr = 0.1
-  agent = make_agent(optimizer=keras.optimizers.legacy.SGD(lr), initial_temperature=0.3)
+  agent = make_agent(optimizer=keras.optimizers.legacy.SGD(lr),
+                     actor_optimizer=keras.optimizers.legacy.SGD(lr), initial_temperature=0.3)
   net = agent.q_network
   batch = make_batch(seed=3)
   eps_next, eps_pi = noises(agent)
@@ -158,6 +166,73 @@ def test_sgd_step_is_the_critic_gradient_on_the_encoder_and_the_actor_gradient_o
   agent.update(batch)
   for v in encoder_vars + critic_head_vars + actor_vars:
     np.testing.assert_allclose(v.numpy(), expected[v.ref()], rtol=1e-4, atol=1e-5)
+
+
+def test_augment_views_average_the_targets_and_the_critic_losses_over_shifted_copies():
+  """DrQ's K = M = 2 with its tanh-mapped log-std, against the reference on each shifted copy."""
+  agent = make_agent(target_action="sample", augmentation="random_shift", augment_pad=2,
+                     augment_views=2, initial_temperature=0.5, log_std_bounds=(-10.0, 2.0),
+                     log_std_transform="tanh")
+  agent.update(make_batch(seed=1))
+  batch = make_batch()
+  # The update's draws, in its order: K shifts of s, K of s', the bootstrap noise, the actor's.
+  clone = tf.random.Generator.from_state(agent.update_rng.state.numpy(),
+                                         agent.update_rng.algorithm)
+  views = {key: [sac.random_shift(tf.constant(batch[key]), 2, clone).numpy() for _ in range(2)]
+           for key in ("observation", "next_observation")}
+  eps_next, eps_pi = clone.normal([2 * B, 2]).numpy(), clone.normal([B, 2]).numpy()
+  assert not np.array_equal(views["observation"][0], views["observation"][1])
+  ys = [reference_losses(agent, dict(batch, next_observation=views["next_observation"][i]),
+                         eps_next[i * B:(i + 1) * B], eps_pi)[3] for i in range(2)]
+  y = np.mean(ys, axis=0)
+  per_view = [reference_losses(agent, dict(batch, observation=views["observation"][i]), None,
+                               eps_pi, y=y) for i in range(2)]
+  result = agent.update(batch)
+  parts = {k: float(v) for k, v in result.parts.items()}
+  assert parts["critic"] == pytest.approx(np.mean([v[0] for v in per_view]), rel=1e-4, abs=1e-5)
+  assert parts["actor"] == pytest.approx(per_view[0][1], rel=1e-4, abs=1e-5)
+  assert parts["alpha"] == pytest.approx(per_view[0][2], rel=1e-4, abs=1e-6)
+  assert result.priorities.shape == (B,) and result.finite
+
+
+def test_actor_and_target_update_periods_step_them_on_every_second_update():
+  agent = make_agent(actor_update_period=2, target_update_period=2, tau=0.5)
+  net, target = agent.q_network, agent.target_q_network
+  actor_vars = net.actor_feature.trainable_variables + net.actor_head.trainable_variables
+  critic_vars = [v for h in net.critic_heads for v in h.trainable_variables]
+
+  def snapshot():
+    return ([v.numpy() for v in actor_vars], [v.numpy() for v in critic_vars],
+            [v.numpy() for v in target.variables], float(agent.log_alpha.numpy()))
+
+  moved = []
+  for seed in range(3):
+    before = snapshot()
+    agent.update(make_batch(seed=seed))
+    after = snapshot()
+    moved.append([any(not np.array_equal(a, b) for a, b in zip(x, y)) if isinstance(x, list)
+                  else x != y for x, y in zip(before, after)])
+  # (actor, critic, target, temperature) moved on updates 1, 2, 3: the critic every time.
+  assert moved == [[True, True, True, True], [False, True, False, False],
+                   [True, True, True, True]]
+  assert int(agent.optimizer.iterations) == 3
+  assert int(agent.actor_optimizer.iterations) == int(agent.alpha_optimizer.iterations) == 2
+
+
+def test_tanh_log_std_maps_into_the_bounds_and_needs_them():
+  agent = make_agent(log_std_bounds=(-10.0, 2.0), log_std_transform="tanh")
+  net = agent.q_network
+  feats = net.features(make_batch()["observation"]) * 1e3  # Saturates tanh on some units.
+  _, log_std = net.actor_params(feats)
+  raw = net.actor_head(net.actor_feature(feats))[:, 2:].numpy()
+  np.testing.assert_allclose(log_std.numpy(), -10.0 + 6.0 * (np.tanh(raw) + 1.0), rtol=1e-5,
+                             atol=1e-5)
+  assert np.all(log_std.numpy() >= -10.0) and np.all(log_std.numpy() <= 2.0)
+  with pytest.raises(ValueError, match="log_std_bounds=None is not accepted"):
+    sac_networks.build_sac_network(OBS, ACT, log_std_transform="tanh")
+  with pytest.raises(ValueError, match="log_std_transform"):
+    sac_networks.build_sac_network(OBS, ACT, log_std_bounds=(-1.0, 1.0),
+                                   log_std_transform="softplus")
 
 
 def test_polyak_moves_every_target_variable_by_tau_encoder_included():
@@ -230,8 +305,11 @@ def test_checkpoint_restores_an_agent_that_acts_and_updates_identically(tmp_path
 
 
 def test_stock_train_runs_on_the_same_network_and_compiled_update_under_xla():
-  agent = make_agent(jit_compile=True)
-  assert agent.update(make_batch()).finite
+  # DrQ's settings too: the views, and the periodic actor and target steps (conditionals in XLA).
+  agent = make_agent(jit_compile=True, augmentation="random_shift", augment_views=2,
+                     actor_update_period=2, target_update_period=2)
+  assert all(agent.update(make_batch(seed=s)).finite for s in range(2))
+  assert int(agent.actor_optimizer.iterations) == 1
   from tf_agents.trajectories import trajectory  # pylint: disable=g-import-not-at-top
   batch = make_batch()
   obs = np.stack([batch["observation"], batch["next_observation"]], 1)
@@ -271,6 +349,10 @@ def test_network_contract_parts_and_per_network_accounting():
     ({"tau": 0.0}, "tau"),
     ({"target_action": "mean"}, "target_action"),
     ({"augmentation": "crop"}, "augmentation"),
+    ({"augment_views": 2}, "augment_views=2 is not accepted; accepted: 1 with augmentation"),
+    ({"augment_views": 0, "augmentation": "random_shift"}, "augment_views"),
+    ({"actor_update_period": 0}, "actor_update_period"),
+    ({"target_update_period": 1.5}, "target_update_period"),
     ({"learning_rat": 1.0}, "learning_rat"),
 ])
 def test_bad_settings_are_rejected(kwargs, message):
@@ -325,7 +407,8 @@ def test_mixed_precision_computes_in_bfloat16_and_keeps_variables_and_outputs_fl
   assert result.finite and result.loss.dtype == tf.float32
   assert all(v.dtype == tf.float32 for v in result.parts.values())
   variables = (net.variables + agent.target_q_network.variables + [agent.log_alpha] +
-               agent.optimizer.variables() + agent.alpha_optimizer.variables())
+               agent.optimizer.variables() + agent.actor_optimizer.variables() +
+               agent.alpha_optimizer.variables())
   assert all(v.dtype in (tf.float32, tf.int64) for v in variables), [
       v.name for v in variables if v.dtype not in (tf.float32, tf.int64)]
 

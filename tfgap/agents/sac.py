@@ -16,8 +16,13 @@ bootstrap discount). Per update, as dopamine/jax/agents/sac/sac_agent.py `train`
 
 then a Polyak update (tau) of every parameter of the target network, encoder included. Dopamine
 optimises `0.5 critic + actor + alpha` with one Adam over the network; the three losses touch
-disjoint variables, so one Adam on the sum is what tfgap runs too (alpha has its own Adam, as
-Dopamine's `alpha_optimizer`).
+disjoint variables and Adam is per-parameter, so tfgap's three Adams (critic with encoder, actor,
+alpha) stepping together make the same update, and let the actor step less often.
+
+DrQ (Kostrikov et al. 2020, denisyarats/drq `drq.py`) differs in settings this agent has:
+`augment_views = K` shifted copies of s' whose targets y are averaged and K shifted copies of s
+whose critic losses are averaged (the actor reads the first), `actor_update_period = 2` (actor
+and temperature step every 2nd update) and `target_update_period = 2` (Polyak every 2nd update).
 """
 
 import dataclasses
@@ -71,6 +76,11 @@ class SACSettings(settings_lib.CommonSettings):
     augmentation: "none" (Dopamine) or "random_shift" (DrQ: replicate-pad by `augment_pad`
       pixels, random crop back, independently for s and s').
     augment_pad: pixels of the random shift (4, DrQ).
+    augment_views: K, the number of independently shifted copies of s and of s' per update (1;
+      DrQ's K = M = 2): the critic target is the mean of the K targets, the critic loss the
+      mean over the K copies of s, the actor reads the first copy. Needs "random_shift" for K>1.
+    actor_update_period: updates between actor and temperature steps (1, Dopamine; DrQ: 2).
+    target_update_period: updates between Polyak updates of the target (1, Dopamine; DrQ: 2).
     gradient_clipping: as every agent's, applied to each loss's gradients separately.
     precision: as every agent's: None (the network's, `build_sac_network(precision=...)`) or a
       value the network's must match. Log-probs, tanh squashing, temperature, targets and the
@@ -93,6 +103,9 @@ class SACSettings(settings_lib.CommonSettings):
   target_action: str = "dopamine"
   augmentation: str = "none"
   augment_pad: int = 4
+  augment_views: int = 1
+  actor_update_period: int = 1
+  target_update_period: int = 1
 
   def _checked(self):
     values = super()._checked()
@@ -112,7 +125,16 @@ class SACSettings(settings_lib.CommonSettings):
                                              TARGET_ACTIONS),
         "augmentation": checks.check_choice("augmentation", self.augmentation, AUGMENTATIONS),
         "augment_pad": checks.check_int("augment_pad", self.augment_pad, low=1),
+        "augment_views": checks.check_int("augment_views", self.augment_views, low=1),
+        "actor_update_period": checks.check_int("actor_update_period",
+                                                self.actor_update_period, low=1),
+        "target_update_period": checks.check_int("target_update_period",
+                                                 self.target_update_period, low=1),
     })
+    if values["augment_views"] > 1 and values["augmentation"] == "none":
+      checks.reject("augment_views", self.augment_views,
+                    "1 with augmentation='none' (unshifted copies are identical); more views "
+                    "need augmentation='random_shift'")
     return values
 
 
@@ -159,14 +181,17 @@ class SACAgent(sac_agent.SacAgent):
   DEFAULTS = SAC_DEFAULTS
 
   def __init__(self, time_step_spec, action_spec, sac_network, *, optimizer=None,
-               alpha_optimizer=None, train_step_counter=None, name=None, **settings):
+               actor_optimizer=None, alpha_optimizer=None, train_step_counter=None, name=None,
+               **settings):
     """Creates the agent.
 
     Args:
       time_step_spec: TF-Agents time step spec (uint8 image observations).
       action_spec: bounded float action spec `(action_dim,)`.
       sac_network: a `tfgap.networks.PixelSACNetwork` (`build_sac_network(...)`).
-      optimizer: Keras optimizer of the network; None: Adam(learning_rate, adam_epsilon).
+      optimizer: Keras optimizer of the critics, encoder and bottleneck; None:
+        Adam(learning_rate, adam_epsilon).
+      actor_optimizer: Keras optimizer of the actor's layers; None: another such Adam.
       alpha_optimizer: Keras optimizer of log_alpha; None: another such Adam.
       train_step_counter: optional int64 variable counting updates.
       name: agent name (default: the class name).
@@ -197,6 +222,11 @@ class SACAgent(sac_agent.SacAgent):
     else:
       self.target_entropy_value = self.settings.target_entropy
     optimizer = optimizer or base.make_optimizer(self.learning_rate, self.adam_epsilon)
+    actor_optimizer = actor_optimizer or base.make_optimizer(self.learning_rate,
+                                                             self.adam_epsilon)
+    if actor_optimizer is optimizer:
+      checks.reject("actor_optimizer", "the critic's optimizer object",
+                    "a separate optimizer (the actor may step less often than the critic)")
     alpha_optimizer = alpha_optimizer or base.make_optimizer(self.learning_rate,
                                                              self.adam_epsilon)
     if train_step_counter is None:
@@ -212,8 +242,9 @@ class SACAgent(sac_agent.SacAgent):
         target_critic_network=self._target_sac_network.critic_network(1),
         target_critic_network_2=self._target_sac_network.critic_network(2),
         actor_network=sac_network.actor_network(),
-        actor_optimizer=optimizer, critic_optimizer=optimizer, alpha_optimizer=alpha_optimizer,
-        target_update_tau=self.tau, target_update_period=1, gamma=self.gamma,
+        actor_optimizer=actor_optimizer, critic_optimizer=optimizer,
+        alpha_optimizer=alpha_optimizer, target_update_tau=self.tau,
+        target_update_period=self.target_update_period, gamma=self.gamma,
         reward_scale_factor=self.reward_scale,
         initial_log_alpha=math.log(self.initial_temperature),
         target_entropy=self.target_entropy_value, gradient_clipping=self.gradient_clipping,
@@ -254,6 +285,10 @@ class SACAgent(sac_agent.SacAgent):
     return self._optimizer
 
   @property
+  def actor_optimizer(self):
+    return self._actor_optimizer
+
+  @property
   def alpha_optimizer(self):
     return self._alpha_optimizer
 
@@ -277,7 +312,8 @@ class SACAgent(sac_agent.SacAgent):
   def checkpoint_items(self):
     """Everything a resumed run needs, as `tf.train.Checkpoint` keyword arguments."""
     return dict(q_network=self._sac_network, target_q_network=self._target_sac_network,
-                optimizer=self._optimizer, alpha_optimizer=self._alpha_optimizer,
+                optimizer=self._optimizer, actor_optimizer=self._actor_optimizer,
+                alpha_optimizer=self._alpha_optimizer,
                 log_alpha=self._log_alpha, train_step=self.train_step_counter,
                 act_rng=self.act_rng, update_rng=self.update_rng)
 
@@ -304,7 +340,8 @@ class SACAgent(sac_agent.SacAgent):
                          [v for h in net.critic_heads for v in h.trainable_variables])
     self._actor_vars = net.actor_feature.trainable_variables + net.actor_head.trainable_variables
     # Slots exist from the start, so a checkpoint restores them before the first update.
-    for optimizer, variables in ((self._optimizer, self._critic_vars + self._actor_vars),
+    for optimizer, variables in ((self._optimizer, self._critic_vars),
+                                 (self._actor_optimizer, self._actor_vars),
                                  (self._alpha_optimizer, [self._log_alpha])):
       if hasattr(optimizer, "_create_all_weights"):  # Keras legacy optimizers.
         optimizer._create_all_weights(variables)  # pylint: disable=protected-access
@@ -381,23 +418,46 @@ class SACAgent(sac_agent.SacAgent):
       return grads
     return tf.clip_by_global_norm(grads, self.gradient_clipping)[0]
 
+  def _views(self, images):
+    """`augment_views` independently augmented copies of a batch, stacked `[K * B, ...]`."""
+    if self.augment_views == 1:
+      return self._augment(images)
+    return tf.concat([self._augment(images) for _ in range(self.augment_views)], axis=0)
+
+  def _per_sample(self, values):
+    """The mean over the K views of `[K * B]` values: `[B]`."""
+    if self.augment_views == 1:
+      return values
+    return tf.reduce_mean(tf.reshape(values, [self.augment_views, -1]), axis=0)
+
+  def _every(self, period):
+    """True on the updates a `period` setting selects (the first update, then every period-th)."""
+    return tf.equal(self.train_step_counter % period, 0)
+
   def _update_step(self, observation, action, reward, discount, next_observation, weights):
     net = self._sac_network
-    observation = self._augment(observation)
-    next_observation = self._augment(next_observation)
+    k = self.augment_views
+    batch_size = tf.shape(reward)[0]
+    observation = self._views(observation)
+    next_observation = self._views(next_observation)
     alpha = tf.exp(self._log_alpha)
     next_q, next_log_prob = self._bootstrap(next_observation)
-    y = tf.stop_gradient(self.reward_scale * reward +
-                         discount * (next_q - alpha * next_log_prob))
+    next_value = self._per_sample(next_q - alpha * next_log_prob)
+    y = tf.stop_gradient(self.reward_scale * reward + discount * next_value)
+    if k > 1:
+      y, action, weights = tf.tile(y, [k]), tf.tile(action, [k, 1]), tf.tile(weights, [k])
     with tf.GradientTape(persistent=True) as tape:
       feats = net.features(observation, training=True)
       critic_z = net.critic_feature(feats, training=True)
       q1, q2 = net.critic_values_from_z(critic_z, action, training=True)
       td1, td2 = q1 - y, q2 - y
+      # The mean over K * B samples: the mean over the views of each view's critic loss.
       critic_loss = tf.reduce_mean(weights * 0.5 * (tf.square(td1) + tf.square(td2)))
-      # The actor reads detached features (actor_params stops the gradient); its Q is the
-      # critics' at the current parameters, which the actor loss does not update (Dopamine's
-      # `frozen_params`): the critic gradient below comes from critic_loss alone.
+      # The actor reads detached features of the first view (actor_params stops the gradient);
+      # its Q is the critics' at the current parameters, which the actor loss does not update
+      # (Dopamine's `frozen_params`): the critic gradient below comes from critic_loss alone.
+      if k > 1:
+        feats, critic_z = feats[:batch_size], critic_z[:batch_size]
       loc, log_std = net.actor_params(feats, training=True)
       sampled, log_prob = net.sample_and_log_prob(loc, log_std,
                                                   self.update_rng.normal(tf.shape(loc)))
@@ -411,13 +471,28 @@ class SACAgent(sac_agent.SacAgent):
     actor_grads = self._clip(tape.gradient(actor_loss, self._actor_vars))
     alpha_grads = tape.gradient(alpha_loss, [self._log_alpha])
     del tape
-    self._optimizer.apply_gradients(zip(critic_grads + actor_grads,
-                                        self._critic_vars + self._actor_vars))
-    self._alpha_optimizer.apply_gradients(zip(alpha_grads, [self._log_alpha]))
+    self._optimizer.apply_gradients(zip(critic_grads, self._critic_vars))
+
+    def step_actor():
+      self._actor_optimizer.apply_gradients(zip(actor_grads, self._actor_vars))
+      self._alpha_optimizer.apply_gradients(zip(alpha_grads, [self._log_alpha]))
+      return tf.constant(True)
+
+    def step_target():
+      self._polyak()
+      return tf.constant(True)
+
+    if self.actor_update_period == 1:
+      step_actor()
+    else:
+      tf.cond(self._every(self.actor_update_period), step_actor, lambda: tf.constant(False))
+    if self.target_update_period == 1:
+      step_target()
+    else:
+      tf.cond(self._every(self.target_update_period), step_target, lambda: tf.constant(False))
     self.train_step_counter.assign_add(1)
-    self._polyak()
     loss = critic_loss + actor_loss + alpha_loss
-    priorities = 0.5 * (tf.abs(td1) + tf.abs(td2))
+    priorities = self._per_sample(0.5 * (tf.abs(td1) + tf.abs(td2)))
     variables = self._critic_vars + self._actor_vars + [self._log_alpha]
     finite_parts = base.finite_parts(loss, priorities, variables)
     parts = {"critic": critic_loss, "actor": actor_loss, "alpha": alpha_loss,

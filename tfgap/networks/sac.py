@@ -56,6 +56,8 @@ FEATURE_DIM = 50
 # Hidden layers of each critic and of the actor: sac_pixels.gin `SACAgent.num_layers = 2`,
 # `SACAgent.hidden_units = 1024`.
 SAC_HEAD_UNITS = (1024, 1024)
+# How `log_std_bounds` bound the actor's log-std: clipped (TF-Agents' actor) or tanh-mapped (DrQ's).
+LOG_STD_TRANSFORMS = ("clip", "tanh")
 # Flax's LayerNorm epsilon (Keras' default is 1e-3).
 LAYER_NORM_EPSILON = 1e-6
 
@@ -172,8 +174,8 @@ class PixelSACNetwork(network.Network):
   def __init__(self, input_tensor_spec, action_spec, encoder="sac", width_scale=1.0,
                padding="SAME", num_stacks=3, blocks_per_stack=2, bottleneck="flatten",
                bottleneck_kwargs=None, feature_dim=FEATURE_DIM, head_units=SAC_HEAD_UNITS,
-               head_scale=1.0, log_std_bounds=None, precision="float32",
-               name="PixelSACNetwork"):
+               head_scale=1.0, log_std_bounds=None, log_std_transform="clip",
+               precision="float32", name="PixelSACNetwork"):
     """Creates the network (see `build_sac_network`)."""
     builders.check_observation_spec(input_tensor_spec)
     action = _check_action_spec(action_spec)
@@ -187,6 +189,11 @@ class PixelSACNetwork(network.Network):
       if not low < high:
         checks.reject("log_std_bounds", log_std_bounds, "(low, high) with low < high, or None")
       log_std_bounds = (low, high)
+    self.log_std_transform = common.check_name("log_std_transform", log_std_transform,
+                                               LOG_STD_TRANSFORMS)
+    if self.log_std_transform == "tanh" and log_std_bounds is None:
+      checks.reject("log_std_bounds", log_std_bounds,
+                    "(low, high) with log_std_transform='tanh' (the range tanh is mapped onto)")
     units = builders.resolve_head_units(head_units, bottleneck, head_scale, kind="mlp")
     if not units:
       checks.reject("head_units", head_units, "at least one hidden layer")
@@ -255,7 +262,11 @@ class PixelSACNetwork(network.Network):
     # float32 in every precision: log-probs, squashing and the temperature read these.
     out = tf.cast(self.actor_head(z, training=training), tf.float32)
     loc, log_std = tf.split(out, 2, axis=-1)
-    if self.log_std_bounds is not None:
+    if self.log_std_transform == "tanh":
+      # DrQ's actor: tanh(raw) mapped affinely onto [low, high] (smooth, gradients everywhere).
+      low, high = self.log_std_bounds
+      log_std = low + 0.5 * (high - low) * (tf.tanh(log_std) + 1.0)
+    elif self.log_std_bounds is not None:
       log_std = tf.clip_by_value(log_std, *self.log_std_bounds)
     return loc, log_std
 
@@ -463,7 +474,8 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
                       bottleneck="flatten", bottleneck_kwargs=None, feature_dim=FEATURE_DIM,
                       head_units=SAC_HEAD_UNITS, padding="SAME", num_stacks=3,
                       blocks_per_stack=2, head_scale=1.0, log_std_bounds=None,
-                      precision="float32", name="PixelSACNetwork"):
+                      log_std_transform="clip", precision="float32",
+                      name="PixelSACNetwork"):
   """SACAgent's network: a shared encoder + bottleneck, twin critics and a tanh-Gaussian actor.
 
   Defaults are Dopamine's SAC from pixels (dopamine/labs/sac_from_pixels/: `SACEncoderNetwork`,
@@ -482,8 +494,10 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
     num_stacks: impala depth.
     blocks_per_stack: impala depth.
     head_scale: positive multiplier of head_units.
-    log_std_bounds: None (Dopamine: std = exp(raw), unclipped) or (low, high) to clip the
-      actor's log-std (TF-Agents clips to (-20, 2)).
+    log_std_bounds: None (Dopamine: std = exp(raw), unbounded) or (low, high) to
+      bound the actor's log-std (TF-Agents clips to (-20, 2); DrQ maps onto (-10, 2)).
+    log_std_transform: how `log_std_bounds` apply: "clip" (clip the raw value, TF-Agents) or
+      "tanh" (DrQ's actor: low + (high - low) * (tanh(raw) + 1) / 2; needs bounds).
     precision: "float32", "mixed_bfloat16" (convolutions and dense layers compute in bfloat16;
       variables, Q-values, the actor's Gaussian parameters and everything computed from them
       stay float32) or "auto" (mixed_bfloat16 where the hardware runs bfloat16 natively:
@@ -498,9 +512,10 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
                          blocks_per_stack=blocks_per_stack, bottleneck=bottleneck,
                          bottleneck_kwargs=bottleneck_kwargs, feature_dim=feature_dim,
                          head_units=head_units, head_scale=head_scale,
-                         log_std_bounds=log_std_bounds, precision=precision, name=name)
+                         log_std_bounds=log_std_bounds, log_std_transform=log_std_transform,
+                         precision=precision, name=name)
 
 
 __all__ = ["SACEncoder", "FeatureLayer", "PixelSACNetwork", "SACActorNetwork",
            "SACCriticNetwork", "build_sac_network", "make_sac_encoder", "SAC_ENCODERS",
-           "FEATURE_DIM", "SAC_HEAD_UNITS"]
+           "FEATURE_DIM", "SAC_HEAD_UNITS", "LOG_STD_TRANSFORMS"]
