@@ -430,9 +430,12 @@ class SACAgent(sac_agent.SacAgent):
       return values
     return tf.reduce_mean(tf.reshape(values, [self.augment_views, -1]), axis=0)
 
-  def _every(self, period):
-    """True on the updates a `period` setting selects (the first update, then every period-th)."""
-    return tf.equal(self.train_step_counter % period, 0)
+  def _periodically(self, period, step):
+    """Runs `step` on the updates `period` selects: the first, then every period-th."""
+    if period == 1:
+      step()
+    else:
+      tf.cond(tf.equal(self.train_step_counter % period, 0), step, lambda: None)
 
   def _update_step(self, observation, action, reward, discount, next_observation, weights):
     net = self._sac_network
@@ -476,20 +479,9 @@ class SACAgent(sac_agent.SacAgent):
     def step_actor():
       self._actor_optimizer.apply_gradients(zip(actor_grads, self._actor_vars))
       self._alpha_optimizer.apply_gradients(zip(alpha_grads, [self._log_alpha]))
-      return tf.constant(True)
 
-    def step_target():
-      self._polyak()
-      return tf.constant(True)
-
-    if self.actor_update_period == 1:
-      step_actor()
-    else:
-      tf.cond(self._every(self.actor_update_period), step_actor, lambda: tf.constant(False))
-    if self.target_update_period == 1:
-      step_target()
-    else:
-      tf.cond(self._every(self.target_update_period), step_target, lambda: tf.constant(False))
+    self._periodically(self.actor_update_period, step_actor)
+    self._periodically(self.target_update_period, self._polyak)
     self.train_step_counter.assign_add(1)
     loss = critic_loss + actor_loss + alpha_loss
     priorities = self._per_sample(0.5 * (tf.abs(td1) + tf.abs(td2)))
