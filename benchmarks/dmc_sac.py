@@ -43,7 +43,8 @@ DRQ_CARTPOLE_100K = 759  # DrQ, Table 1 (PlaNet benchmark, 100k environment step
 # optimizer, initial temperature 0.1, target entropy -|A|, unscaled rewards, soft updates of the
 # whole critic (encoder included) at tau 0.01 every 2nd update, the actor and temperature stepped
 # every 2nd update, the bootstrap action sampled from the current actor with its entropy term, two
-# shifted views of s and of s' (K = M = 2), and the actor's log-std tanh-mapped onto [-10, 2].
+# shifted views of s and of s' (K = M = 2), the actor's log-std tanh-mapped onto [-10, 2],
+# orthogonal kernels in the MLPs (utils.weight_init) and the temperature loss on alpha.
 # The batch is `--batch_size` (DrQ's config: 128; its paper: 512).
 RECIPES = {
     "dopamine": [],
@@ -53,7 +54,9 @@ RECIPES = {
             "SACAgent.target_action = 'sample'", "SACAgent.augment_views = 2",
             "SACAgent.actor_update_period = 2", "SACAgent.target_update_period = 2",
             "build_sac_network.log_std_bounds = (-10.0, 2.0)",
-            "build_sac_network.log_std_transform = 'tanh'"],
+            "build_sac_network.log_std_transform = 'tanh'",
+            "build_sac_network.head_initializer = 'orthogonal'",
+            "SACAgent.temperature_loss = 'alpha'"],
 }
 
 
@@ -72,6 +75,8 @@ def parse_args(argv):
   learn.add_argument("--recipe", default="dopamine", choices=sorted(RECIPES),
                      help="dopamine: sac.gin's values; drq: DrQ's values where SACAgent has the "
                           "setting (see RECIPES)")
+  learn.add_argument("--gin_bindings", nargs="*", default=[],
+                     help="further bindings, after the recipe's (e.g. \"PADDING = 'VALID'\")")
   learn.add_argument("--precision", default="float32",
                      help="float32 (Dopamine's), mixed_bfloat16 or auto (bfloat16 where the CPU "
                           "has it: about twice the update speed on an AVX512_BF16 CPU)")
@@ -89,17 +94,18 @@ def learn(args):
   for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
     label = variant if args.recipe == "dopamine" else f"{variant}_{args.recipe}"
     root = harness.run_dir(args, args.task, label)
+    extra = "; bindings " + "; ".join(args.gin_bindings) if args.gin_bindings else ""
     print(f"SAC + {variant} on {args.task}, seed {args.seed}: {args.iterations} x "
           f"{per_iteration:,} agent steps, warm-up {args.min_replay_history}, augmentation "
           f"{args.augmentation}, batch {args.batch_size}, precision {args.precision}, recipe "
-          f"{args.recipe}; run directory {root}", flush=True)
+          f"{args.recipe}{extra}; run directory {root}", flush=True)
     bindings = [
         # The replay holds the whole run (frames once: ~21 KB per step).
         f"Runner.replay_capacity = {max(args.steps + 1000, args.batch_size)}",
         f"SACAgent.min_replay_history = {args.min_replay_history}",
         f"SACAgent.augmentation = '{args.augmentation}'",
         f"SACAgent.batch_size = {args.batch_size}",
-        f"PRECISION = '{args.precision}'"] + RECIPES[args.recipe]
+        f"PRECISION = '{args.precision}'"] + RECIPES[args.recipe] + list(args.gin_bindings)
     records, wall = harness.train(root, "sac.gin", args, args.task, variant, args.iterations,
                                   per_iteration, bindings)
     last = records[-1]

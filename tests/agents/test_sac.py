@@ -102,7 +102,8 @@ def reference_losses(agent, batch, eps_next, eps_pi, y=None):
   log_pi, a_pi = reference_log_prob(loc, log_std, eps_pi, mag)
   p1, p2 = qs(net, feats, a_pi.astype(np.float32))
   actor_loss = np.mean(alpha * log_pi - np.minimum(p1, p2))
-  alpha_loss = np.mean(-np.log(alpha) * (log_pi + agent.target_entropy_value))
+  temperature = np.log(alpha) if agent.temperature_loss == "log_alpha" else alpha
+  alpha_loss = np.mean(-temperature * (log_pi + agent.target_entropy_value))
   return critic, actor_loss, alpha_loss, y, log_pi
 
 
@@ -113,9 +114,11 @@ def noises(agent):
   return clone.normal([B, 2]).numpy(), clone.normal([B, 2]).numpy()
 
 
-@pytest.mark.parametrize("target_action", ["dopamine", "sample"])
-def test_update_matches_a_reference_of_the_three_losses(target_action):
-  agent = make_agent(target_action=target_action, initial_temperature=0.5)
+@pytest.mark.parametrize("target_action,temperature_loss", [
+    ("dopamine", "log_alpha"), ("sample", "log_alpha"), ("sample", "alpha")])
+def test_update_matches_a_reference_of_the_three_losses(target_action, temperature_loss):
+  agent = make_agent(target_action=target_action, initial_temperature=0.5,
+                     temperature_loss=temperature_loss)
   batch = make_batch()
   agent.update(make_batch(seed=1))  # Online and target differ from here on.
   eps_next, eps_pi = noises(agent)
@@ -233,6 +236,26 @@ def test_tanh_log_std_maps_into_the_bounds_and_needs_them():
   with pytest.raises(ValueError, match="log_std_transform"):
     sac_networks.build_sac_network(OBS, ACT, log_std_bounds=(-1.0, 1.0),
                                    log_std_transform="softplus")
+
+
+@pytest.mark.parametrize("initializer,orthogonal", [("glorot_uniform", False),
+                                                      ("orthogonal", True)])
+def test_head_initializer_sets_the_critic_and_actor_kernels(initializer, orthogonal):
+  net = sac_networks.build_sac_network(OBS, ACT, head_units=(16, 16), feature_dim=8,
+                                       head_initializer=initializer)
+  net.create_variables()
+  heads = net.critic_heads + [net.actor_head]
+  for layer in [layer for head in heads for layer in head.dense_layers]:
+    kernel = layer.kernel.numpy().astype(np.float64)
+    # An orthogonal kernel has orthonormal rows or columns (whichever are fewer).
+    gram = kernel.T @ kernel if kernel.shape[0] >= kernel.shape[1] else kernel @ kernel.T
+    assert np.allclose(gram, np.eye(len(gram)), atol=1e-4) == orthogonal, layer.name
+    assert not np.any(layer.bias.numpy())
+  copy = net.copy(name="copy")
+  copy.create_variables()
+  assert copy.head_initializer == initializer
+  with pytest.raises(ValueError, match="head_initializer"):
+    sac_networks.build_sac_network(OBS, ACT, head_initializer="he_normal")
 
 
 def test_polyak_moves_every_target_variable_by_tau_encoder_included():
@@ -353,6 +376,7 @@ def test_network_contract_parts_and_per_network_accounting():
     ({"augment_views": 0, "augmentation": "random_shift"}, "augment_views"),
     ({"actor_update_period": 0}, "actor_update_period"),
     ({"target_update_period": 1.5}, "target_update_period"),
+    ({"temperature_loss": "alpha_log"}, "temperature_loss='alpha_log' is not accepted"),
     ({"learning_rat": 1.0}, "learning_rat"),
 ])
 def test_bad_settings_are_rejected(kwargs, message):

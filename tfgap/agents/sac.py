@@ -22,7 +22,8 @@ alpha) stepping together make the same update, and let the actor step less often
 DrQ (Kostrikov et al. 2020, denisyarats/drq `drq.py`) differs in settings this agent has:
 `augment_views = K` shifted copies of s' whose targets y are averaged and K shifted copies of s
 whose critic losses are averaged (the actor reads the first), `actor_update_period = 2` (actor
-and temperature step every 2nd update) and `target_update_period = 2` (Polyak every 2nd update).
+and temperature step every 2nd update), `target_update_period = 2` (Polyak every 2nd update) and
+`temperature_loss = "alpha"` (the temperature loss on alpha rather than log_alpha).
 """
 
 import dataclasses
@@ -49,6 +50,10 @@ TARGET_ACTIONS = {
     "sample": "online actor's sample for both Q' and log pi (SAC paper, DrQ, TF-Agents)",
 }
 AUGMENTATIONS = ("none", "random_shift")
+# What the temperature loss multiplies: "log_alpha" (Dopamine's sac_agent.py `train`; SAC's
+# paper, TF-Agents) or "alpha" (SAC-AE's and DrQ's `alpha_loss = (alpha * gap).mean()`: the
+# gradient on log_alpha is then scaled by alpha).
+TEMPERATURE_LOSSES = ("log_alpha", "alpha")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +86,8 @@ class SACSettings(settings_lib.CommonSettings):
       mean over the K copies of s, the actor reads the first copy. Needs "random_shift" for K>1.
     actor_update_period: updates between actor and temperature steps (1, Dopamine; DrQ: 2).
     target_update_period: updates between Polyak updates of the target (1, Dopamine; DrQ: 2).
+    temperature_loss: "log_alpha" (Dopamine: `mean(-log_alpha * gap)`) or "alpha" (SAC-AE,
+      DrQ: `mean(-alpha * gap)`), where gap = stop_gradient(log pi + target_entropy).
     gradient_clipping: as every agent's, applied to each loss's gradients separately.
     precision: as every agent's: None (the network's, `build_sac_network(precision=...)`) or a
       value the network's must match. Log-probs, tanh squashing, temperature, targets and the
@@ -106,6 +113,7 @@ class SACSettings(settings_lib.CommonSettings):
   augment_views: int = 1
   actor_update_period: int = 1
   target_update_period: int = 1
+  temperature_loss: str = "log_alpha"
 
   def _checked(self):
     values = super()._checked()
@@ -130,6 +138,8 @@ class SACSettings(settings_lib.CommonSettings):
                                                 self.actor_update_period, low=1),
         "target_update_period": checks.check_int("target_update_period",
                                                  self.target_update_period, low=1),
+        "temperature_loss": checks.check_choice("temperature_loss", self.temperature_loss,
+                                                TEMPERATURE_LOSSES),
     })
     if values["augment_views"] > 1 and values["augmentation"] == "none":
       checks.reject("augment_views", self.augment_views,
@@ -469,7 +479,9 @@ class SACAgent(sac_agent.SacAgent):
       actor_loss = tf.reduce_mean(tf.stop_gradient(alpha) * log_prob -
                                   tf.minimum(pi_q1, pi_q2))
       entropy_gap = tf.stop_gradient(log_prob + self.target_entropy_value)
-      alpha_loss = -tf.reduce_mean(self._log_alpha * entropy_gap)
+      temperature = (tf.exp(self._log_alpha) if self.temperature_loss == "alpha"
+                     else self._log_alpha)
+      alpha_loss = -tf.reduce_mean(temperature * entropy_gap)
     critic_grads = self._clip(tape.gradient(critic_loss, self._critic_vars))
     actor_grads = self._clip(tape.gradient(actor_loss, self._actor_vars))
     alpha_grads = tape.gradient(alpha_loss, [self._log_alpha])
@@ -514,4 +526,4 @@ class SACAgent(sac_agent.SacAgent):
 
 
 __all__ = ["SACAgent", "SACSettings", "SAC_DEFAULTS", "TARGET_ACTIONS", "AUGMENTATIONS",
-           "random_shift", "SACUpdateResult"]
+           "TEMPERATURE_LOSSES", "random_shift", "SACUpdateResult"]

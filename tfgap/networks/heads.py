@@ -14,6 +14,9 @@ from tfgap.networks import common
 
 # How a dueling head splits (see `DenseHead`).
 DUELING_LAYOUTS = ("shared", "separate")
+# Kernel initializers of a head's dense layers: Dopamine's xavier_uniform, or orthogonal (the
+# pixel-SAC line of SAC-AE and DrQ: `utils.weight_init`, gain 1, zero biases).
+HEAD_INITIALIZERS = ("glorot_uniform", "orthogonal")
 
 
 @keras.utils.register_keras_serializable(package="tfgap")
@@ -133,7 +136,8 @@ class DenseHead(common.Layer):
 
   def __init__(self, hidden_units=(512,), num_actions=None, num_atoms=None, dueling=False,
                dueling_layout="shared", noisy=False, noisy_sigma0=common.NOISY_SIGMA0,
-               prune=None, prune_layers=1, name="psi", **kwargs):
+               prune=None, prune_layers=1, kernel_initializer="glorot_uniform", name="psi",
+               **kwargs):
     """Creates the head.
 
     Args:
@@ -149,6 +153,8 @@ class DenseHead(common.Layer):
       prune: None or a pruning config dict; wraps the first `prune_layers` layers of every
         stream (a shared layer once).
       prune_layers: positive int or "all".
+      kernel_initializer: "glorot_uniform" (Dopamine) or "orthogonal" (SAC-AE, DrQ) for the
+        dense layers' kernels (noisy layers keep their own); biases start at zero either way.
       name: Keras layer name.
       **kwargs: passed to `keras.layers.Layer`; its `dtype` (policy) is every dense layer's but
         the pruned ones' (float32).
@@ -161,6 +167,8 @@ class DenseHead(common.Layer):
       common.check_positive("num_atoms", num_atoms, integer=True)
     self.dueling_layout = common.check_name("dueling_layout", dueling_layout, DUELING_LAYOUTS)
     self.noisy_sigma0 = common.check_positive("noisy_sigma0", noisy_sigma0)
+    self.kernel_initializer = common.check_name("kernel_initializer", kernel_initializer,
+                                                HEAD_INITIALIZERS)
     if dueling and num_actions is None:
       raise ValueError("dueling=True needs an output layer (num_actions); got num_actions=None.")
     if num_actions is None and not self.hidden_units:
@@ -202,8 +210,10 @@ class DenseHead(common.Layer):
                          dtype=dtype)
     else:
       # Dopamine's dense layers (hidden and output) take xavier_uniform kernels, zero biases.
+      init = (common.glorot_uniform() if self.kernel_initializer == "glorot_uniform"
+              else keras.initializers.Orthogonal())
       layer = keras.layers.Dense(units, activation=activation, name=name,
-                                 kernel_initializer=common.glorot_uniform(), dtype=dtype)
+                                 kernel_initializer=init, dtype=dtype)
     return common.maybe_prune(layer, self._prune if pruned else None)
 
   def _hidden(self, prefix):
@@ -296,5 +306,6 @@ class DenseHead(common.Layer):
                   num_atoms=self.num_atoms, dueling=self.dueling,
                   dueling_layout=self.dueling_layout, noisy=self.noisy,
                   noisy_sigma0=self.noisy_sigma0, prune=self._prune,
-                  prune_layers=self._prune_layers)
+                  prune_layers=self._prune_layers,
+                  kernel_initializer=self.kernel_initializer)
     return config

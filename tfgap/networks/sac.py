@@ -175,7 +175,8 @@ class PixelSACNetwork(network.Network):
                padding="SAME", num_stacks=3, blocks_per_stack=2, bottleneck="flatten",
                bottleneck_kwargs=None, feature_dim=FEATURE_DIM, head_units=SAC_HEAD_UNITS,
                head_scale=1.0, log_std_bounds=None, log_std_transform="clip",
-               precision="float32", name="PixelSACNetwork"):
+               head_initializer="glorot_uniform", precision="float32",
+               name="PixelSACNetwork"):
     """Creates the network (see `build_sac_network`)."""
     builders.check_observation_spec(input_tensor_spec)
     action = _check_action_spec(action_spec)
@@ -222,9 +223,13 @@ class PixelSACNetwork(network.Network):
     _, (self.bottleneck_dim,) = self._bottleneck.layer_costs(self._feature_shape)
     self.critic_feature = FeatureLayer(feature_dim, name="critic_feature", dtype=dtype)
     self.actor_feature = FeatureLayer(feature_dim, name="actor_feature", dtype=dtype)
+    self.head_initializer = common.check_name("head_initializer", head_initializer,
+                                              heads_lib.HEAD_INITIALIZERS)
     self.critic_heads = [heads_lib.DenseHead(units, num_actions=1, name=f"critic{i + 1}",
+                                             kernel_initializer=self.head_initializer,
                                              dtype=dtype) for i in range(2)]
     self.actor_head = heads_lib.DenseHead(units, num_actions=2 * self.action_dim, name="actor",
+                                          kernel_initializer=self.head_initializer,
                                           dtype=dtype)
     self.head_units = units
     self.feature_dim = self.critic_feature.dim
@@ -474,8 +479,8 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
                       bottleneck="flatten", bottleneck_kwargs=None, feature_dim=FEATURE_DIM,
                       head_units=SAC_HEAD_UNITS, padding="SAME", num_stacks=3,
                       blocks_per_stack=2, head_scale=1.0, log_std_bounds=None,
-                      log_std_transform="clip", precision="float32",
-                      name="PixelSACNetwork"):
+                      log_std_transform="clip", head_initializer="glorot_uniform",
+                      precision="float32", name="PixelSACNetwork"):
   """SACAgent's network: a shared encoder + bottleneck, twin critics and a tanh-Gaussian actor.
 
   Defaults are Dopamine's SAC from pixels (dopamine/labs/sac_from_pixels/: `SACEncoderNetwork`,
@@ -498,6 +503,8 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
       bound the actor's log-std (TF-Agents clips to (-20, 2); DrQ maps onto (-10, 2)).
     log_std_transform: how `log_std_bounds` apply: "clip" (clip the raw value, TF-Agents) or
       "tanh" (DrQ's actor: low + (high - low) * (tanh(raw) + 1) / 2; needs bounds).
+    head_initializer: kernels of the critic and actor MLPs: "glorot_uniform" (Dopamine's
+      xavier_uniform) or "orthogonal" (SAC-AE's and DrQ's `weight_init`).
     precision: "float32", "mixed_bfloat16" (convolutions and dense layers compute in bfloat16;
       variables, Q-values, the actor's Gaussian parameters and everything computed from them
       stay float32) or "auto" (mixed_bfloat16 where the hardware runs bfloat16 natively:
@@ -513,7 +520,7 @@ def build_sac_network(observation_spec, action_spec, encoder="sac", width_scale=
                          bottleneck_kwargs=bottleneck_kwargs, feature_dim=feature_dim,
                          head_units=head_units, head_scale=head_scale,
                          log_std_bounds=log_std_bounds, log_std_transform=log_std_transform,
-                         precision=precision, name=name)
+                         head_initializer=head_initializer, precision=precision, name=name)
 
 
 __all__ = ["SACEncoder", "FeatureLayer", "PixelSACNetwork", "SACActorNetwork",
