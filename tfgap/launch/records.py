@@ -336,7 +336,8 @@ def describe(record, num_iterations):
   """The console line of one iteration."""
   def fmt(v):
     return "n/a" if v is None else f"{v:.2f}"
-  return (f"iteration {record['iteration'] + 1}/{num_iterations}: env steps "
+  # env_steps counts the agent's actions (each repeated by the env's frame skip / action repeat).
+  return (f"iteration {record['iteration'] + 1}/{num_iterations}: agent steps "
           f"{record['env_steps']}, updates {record['train_steps']}, train return "
           f"{fmt(record['train_return'])}, eval return {fmt(record['eval_return'])} "
           f"({len(record['eval_returns'])} episodes), loss {fmt(record['loss'])}, "
