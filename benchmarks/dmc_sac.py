@@ -12,11 +12,13 @@ iteration, and prints each variant's final evaluation return and wall time. At t
 settings follow DrQ (Kostrikov et al. 2020) instead of Dopamine's 3.2M-step runs: 1,000 random
 warm-up steps (Dopamine: 10,000, most of a 12.5k-step budget) and the random-shift augmentation
 (pad 4); both are flags. DrQ reports ~750 on cartpole-swingup at 100k environment steps.
-`--recipe drq` also takes DrQ's optimizer, temperature, entropy target, reward scale, soft-update
-rates and bootstrap action (`RECIPES`): Dopamine's values are tuned for 3.2M steps, and with them
-(seed 0, GAP) the evaluation return was still 81 after 60k environment steps; with DrQ's it
-reached 349 at 100k (docs/results.md), short of DrQ's own figure. Each run is an
-ordinary tfgap run directory: interrupted, the same command resumes it.
+`--recipe drq` adds tfgap/launch/configs/sac_drq.gin (DrQ's optimizer, temperature, entropy
+target, reward scale, soft-update rates and periods, bootstrap action, two shifted views, actor
+log-std mapping, MLP initialisation, temperature loss and VALID padding; the flags above still
+set the warm-up, augmentation and batch): Dopamine's values are tuned for 3.2M steps, and with
+them (seed 0, GAP) the evaluation return was still 81 after 60k environment steps; with DrQ's
+flatten passed 750 (docs/results.md). Each run is an ordinary tfgap run directory: interrupted,
+the same command resumes it.
 
 `speed` measures, in one process on one batch of 84x84x9 frames, updates per second of tfgap's
 compiled `SACAgent.update` against stock TF-Agents `SacAgent.train` (under `common.function`) on
@@ -38,26 +40,8 @@ import harness  # noqa: E402  pylint: disable=g-import-not-at-top
 DRQ_CARTPOLE_100K = 759  # DrQ, Table 1 (PlaNet benchmark, 100k environment steps), cartpole.
 
 
-# SACAgent settings of each recipe on top of sac.gin (Dopamine's SAC from pixels). DrQ's come from
-# its config.yaml and drq.py (denisyarats/drq) and its paper's section 5.2: Adam lr 1e-3 for every
-# optimizer, initial temperature 0.1, target entropy -|A|, unscaled rewards, soft updates of the
-# whole critic (encoder included) at tau 0.01 every 2nd update, the actor and temperature stepped
-# every 2nd update, the bootstrap action sampled from the current actor with its entropy term, two
-# shifted views of s and of s' (K = M = 2), the actor's log-std tanh-mapped onto [-10, 2],
-# orthogonal kernels in the MLPs (utils.weight_init) and the temperature loss on alpha.
-# The batch is `--batch_size` (DrQ's config: 128; its paper: 512).
-RECIPES = {
-    "dopamine": [],
-    "drq": ["SACAgent.learning_rate = 1e-3", "SACAgent.initial_temperature = 0.1",
-            "SACAgent.target_entropy_scale = 1.0", "SACAgent.reward_scale = 1.0",
-            "SACAgent.tau = 0.01", "SACAgent.encoder_tau = 0.01",
-            "SACAgent.target_action = 'sample'", "SACAgent.augment_views = 2",
-            "SACAgent.actor_update_period = 2", "SACAgent.target_update_period = 2",
-            "build_sac_network.log_std_bounds = (-10.0, 2.0)",
-            "build_sac_network.log_std_transform = 'tanh'",
-            "build_sac_network.head_initializer = 'orthogonal'",
-            "SACAgent.temperature_loss = 'alpha'"],
-}
+# The gin files each recipe adds after sac.gin (Dopamine's SAC from pixels).
+RECIPES = {"dopamine": [], "drq": ["sac_drq.gin"]}
 
 
 def parse_args(argv):
@@ -73,8 +57,7 @@ def parse_args(argv):
   learn.add_argument("--augmentation", default="random_shift", help="random_shift or none")
   learn.add_argument("--batch_size", type=int, default=256)
   learn.add_argument("--recipe", default="dopamine", choices=sorted(RECIPES),
-                     help="dopamine: sac.gin's values; drq: DrQ's values where SACAgent has the "
-                          "setting (see RECIPES)")
+                     help="dopamine: sac.gin's values; drq: sac.gin + sac_drq.gin (DrQ's)")
   learn.add_argument("--gin_bindings", nargs="*", default=[],
                      help="further bindings, after the recipe's (e.g. \"PADDING = 'VALID'\")")
   learn.add_argument("--precision", default="float32",
@@ -105,9 +88,9 @@ def learn(args):
         f"SACAgent.min_replay_history = {args.min_replay_history}",
         f"SACAgent.augmentation = '{args.augmentation}'",
         f"SACAgent.batch_size = {args.batch_size}",
-        f"PRECISION = '{args.precision}'"] + RECIPES[args.recipe] + list(args.gin_bindings)
-    records, wall = harness.train(root, "sac.gin", args, args.task, variant, args.iterations,
-                                  per_iteration, bindings)
+        f"PRECISION = '{args.precision}'"] + list(args.gin_bindings)
+    records, wall = harness.train(root, ["sac.gin"] + RECIPES[args.recipe], args, args.task,
+                                  variant, args.iterations, per_iteration, bindings)
     last = records[-1]
     results.append((variant, last, wall))
     print(f"  {variant}: evaluation return {last['eval_return']:.1f} (mean of "

@@ -56,7 +56,7 @@ def train(root, config, args, game, bottleneck, iterations, per_iteration, bindi
 
   Args:
     root: the run directory.
-    config: a packaged gin file (tfgap/launch/configs), e.g. "der.gin".
+    config: a packaged gin file (tfgap/launch/configs), e.g. "der.gin", or a list of them.
     args: the flags of `add_run_flags` (seed, eval_episodes, progress_bar).
     game: the game or task.
     bottleneck: the BOTTLENECK macro.
@@ -71,7 +71,8 @@ def train(root, config, args, game, bottleneck, iterations, per_iteration, bindi
   from tfgap.launch import train as train_lib  # pylint: disable=g-import-not-at-top
   train_lib.quiet_logs()
   began = time.time()
-  train_lib.train(str(root), [config], [
+  configs = [config] if isinstance(config, str) else list(config)
+  train_lib.train(str(root), configs, [
       f"Runner.game = '{game}'", f"Runner.seed = {args.seed}",
       f"Runner.num_iterations = {iterations}", f"Runner.training_steps = {per_iteration}",
       f"Runner.evaluation_episodes = {args.eval_episodes}", f"BOTTLENECK = '{bottleneck}'",

@@ -529,3 +529,31 @@ def test_sac_gin_sets_the_precision_of_network_and_agent():
       registered["agents"]["sac"](ts.time_step_spec(OBS), ACT, net)
   finally:
     gin.clear_config()
+
+
+def test_sac_drq_gin_composes_drqs_settings_on_sac_gin():
+  import gin  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import experiment  # pylint: disable=g-import-not-at-top
+  from tfgap.launch import train  # pylint: disable=g-import-not-at-top
+  small = ["build_sac_network.head_units = (8,)", "build_sac_network.feature_dim = 4",
+           "SACAgent.jit_compile = False"]
+  gin.clear_config()
+  try:
+    train.parse_config(["sac.gin", "sac_drq.gin", "bottleneck_gap.gin"], small)
+    registered = experiment.register()
+    obs = tensor_spec.BoundedTensorSpec((84, 84, 9), tf.uint8, 0, 255)
+    net = registered["build_sac_network"](obs, ACT)
+    agent = registered["agents"]["sac"](ts.time_step_spec(obs), ACT, net)
+    net.create_variables()
+    # VALID 3x3 convs, strides 2,1,1,1: 84 -> 41 -> 39 -> 37 -> 35 (DrQ's encoder).
+    assert net.encode(np.zeros((1, 84, 84, 9), np.uint8)).shape == (1, 35, 35, 32)
+    assert net.bottleneck_name == "gap" and net.head_initializer == "orthogonal"
+    assert net.log_std_transform == "tanh" and net.log_std_bounds == (-10.0, 2.0)
+    assert (agent.learning_rate, agent.batch_size, agent.augment_views) == (1e-3, 512, 2)
+    assert (agent.temperature, agent.target_entropy_value) == (pytest.approx(0.1), -2.0)
+    assert (agent.actor_update_period, agent.target_update_period) == (2, 2)
+    assert (agent.temperature_loss, agent.target_action) == ("alpha", "sample")
+    assert agent.reward_scale == 1.0 and agent.tau == agent.encoder_tau == 0.01
+    assert gin.query_parameter("Runner.replay_capacity") == 100000
+  finally:
+    gin.clear_config()

@@ -143,6 +143,12 @@ def test_the_dmc_study_trains_sac_with_each_bottleneck():
   assert sorted(info.width_scale for info in infos.values()) == [1.0, 1.0, 2.0, 2.0, 4.0, 4.0]
   # SAC's own warm-up is read, not the DQN default.
   assert {info.min_replay_history for info in infos.values()} == {10_000}
+  # The laptop budget runs DrQ's settings (sac_drq.gin) at 100k environment steps.
+  laptop = study.load("dmc", "laptop")
+  assert laptop.gin_files[-1] == "sac_drq.gin" and len(laptop.trials()) == 4
+  infos = study.check_runnable(laptop, laptop.trials())
+  assert {(i.num_iterations, i.training_steps, i.min_replay_history)
+          for i in infos.values()} == {(5, 2500, 1000)}
 
 
 def test_laptop_budgets_need_the_minatar_suite(monkeypatch):
