@@ -64,7 +64,7 @@ PROCGEN_REFERENCES = {k: list(v) for k, v in games.PROCGEN_REFERENCE_SCORES.item
 
 
 # On top of sac.gin + sac_drq.gin (DrQ's values): 100k environment steps, batch 256 (DrQ's paper
-# uses 512; 256 reached 755 with flatten on cartpole-swingup, docs/results.md).
+# uses 512; 256 reached 830 with flatten on cartpole-swingup, docs/results.md).
 _DMC_LAPTOP = [
     "Runner.num_iterations = 5",
     "Runner.training_steps = 2500",
