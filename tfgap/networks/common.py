@@ -250,6 +250,12 @@ def glorot_uniform():
   return keras.initializers.GlorotUniform()
 
 
+def orthogonal():
+  """Flax's `nn.initializers.orthogonal()` (scale 1) is Keras' Orthogonal (gain 1): Dopamine's SAC
+  encoder; SAC-AE's and DrQ's `weight_init` for linear layers."""
+  return keras.initializers.Orthogonal()
+
+
 def lecun_normal():
   """Flax's default kernel_init `lecun_normal` (truncated normal, fan_in) is Keras' LecunNormal."""
   return keras.initializers.LecunNormal()

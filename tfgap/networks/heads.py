@@ -14,9 +14,9 @@ from tfgap.networks import common
 
 # How a dueling head splits (see `DenseHead`).
 DUELING_LAYOUTS = ("shared", "separate")
-# Kernel initializers of a head's dense layers: Dopamine's xavier_uniform, or orthogonal (the
-# pixel-SAC line of SAC-AE and DrQ: `utils.weight_init`, gain 1, zero biases).
-HEAD_INITIALIZERS = ("glorot_uniform", "orthogonal")
+# Kernel initializers of a head's dense layers (name: factory): Dopamine's xavier_uniform, or
+# orthogonal (the pixel-SAC line of SAC-AE and DrQ: `utils.weight_init`, gain 1, zero biases).
+HEAD_INITIALIZERS = {"glorot_uniform": common.glorot_uniform, "orthogonal": common.orthogonal}
 
 
 @keras.utils.register_keras_serializable(package="tfgap")
@@ -210,8 +210,7 @@ class DenseHead(common.Layer):
                          dtype=dtype)
     else:
       # Dopamine's dense layers (hidden and output) take xavier_uniform kernels, zero biases.
-      init = (common.glorot_uniform() if self.kernel_initializer == "glorot_uniform"
-              else keras.initializers.Orthogonal())
+      init = HEAD_INITIALIZERS[self.kernel_initializer]()
       layer = keras.layers.Dense(units, activation=activation, name=name,
                                  kernel_initializer=init, dtype=dtype)
     return common.maybe_prune(layer, self._prune if pruned else None)

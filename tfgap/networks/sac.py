@@ -62,11 +62,6 @@ LOG_STD_TRANSFORMS = ("clip", "tanh")
 LAYER_NORM_EPSILON = 1e-6
 
 
-def _orthogonal():
-  # Flax's `nn.initializers.orthogonal()` (scale 1), which Dopamine sets on the SAC encoder.
-  return keras.initializers.Orthogonal()
-
-
 @keras.utils.register_keras_serializable(package="tfgap")
 class SACEncoder(encoders_lib.ConvStackEncoder):
   """Dopamine's SAC-from-pixels conv stack: 4 convs of 32 (times width_scale) channels, 3x3,
@@ -80,7 +75,7 @@ class SACEncoder(encoders_lib.ConvStackEncoder):
   ENCODER_NAME = "sac"
 
   def kernel_initializer(self):
-    return _orthogonal()
+    return common.orthogonal()
 
 
 def make_sac_encoder(name, width_scale=1.0, padding="SAME", num_stacks=3, blocks_per_stack=2,
@@ -107,7 +102,7 @@ class FeatureLayer(common.Layer):
     self.dim = common.check_positive("feature_dim", dim, integer=True)
     # Its own dtype policy: the Dense computes in bfloat16 under mixed_bfloat16; LayerNorm
     # computes its statistics in float32 either way and returns its input's dtype.
-    self.dense = keras.layers.Dense(self.dim, kernel_initializer=_orthogonal(), name="dense",
+    self.dense = keras.layers.Dense(self.dim, kernel_initializer=common.orthogonal(), name="dense",
                                     dtype=common.sublayer_dtype(self))
     self.norm = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm",
                                                 dtype=common.sublayer_dtype(self))
